@@ -375,7 +375,7 @@ async fn handle_inner(
         _ => {
             let client = match authorize(&cx) {
                 Ok(c) => c,
-                Err(r) => return Ok(r),
+                Err(r) => return Ok(*r),
             };
             if let Some(r) = throttle(&mut cx, client) {
                 return Ok(r);
@@ -526,7 +526,7 @@ fn token(cx: &Ctx, body: &[u8]) -> Resp {
     )
 }
 
-fn authorize(cx: &Ctx) -> Result<usize, Resp> {
+fn authorize(cx: &Ctx) -> Result<usize, Box<Resp>> {
     let bearer = cx
         .headers
         .get(hyper::header::AUTHORIZATION)
@@ -549,7 +549,7 @@ fn authorize(cx: &Ctx) -> Result<usize, Resp> {
         let tokens = lock(&cx.st.tokens);
         match tokens.get(bearer) {
             Some((idx, exp)) if *exp > Instant::now() => *idx,
-            _ => return Err(expired()),
+            _ => return Err(Box::new(expired())),
         }
     };
     let name = cx.ep.name();
@@ -560,20 +560,20 @@ fn authorize(cx: &Ctx) -> Result<usize, Resp> {
         .get(idx)
         .is_some_and(|c| c.forbidden.iter().any(|f| f == name))
     {
-        return Err(error(
+        return Err(Box::new(error(
             cx,
             StatusCode::FORBIDDEN,
             "app_forbidden",
             "Forbidden to perform the requested operation",
-        ));
+        )));
     }
     if cx.st.cfg.unlicensed.iter().any(|u| u == name) {
-        return Err(error(
+        return Err(Box::new(error(
             cx,
             StatusCode::NOT_FOUND,
             "resource_not_found",
             "The requested resource does not exist",
-        ));
+        )));
     }
     Ok(idx)
 }
@@ -1083,16 +1083,23 @@ fn window(
 }
 
 /// A keyset page over one stream: items strictly after `pos` in the requested order.
-fn page_of(
-    grid: &Grid,
+/// One stream's time window, in the order a page walks it.
+#[derive(Clone, Copy)]
+struct Window {
     s: u16,
     from: i64,
     to: i64,
     desc: bool,
+}
+
+fn page_of(
+    grid: &Grid,
+    w: &Window,
     pos: Option<i64>,
     n: usize,
     visible: impl Fn(EventKey, i64) -> bool,
 ) -> (Vec<(EventKey, i64)>, bool) {
+    let Window { s, from, to, desc } = *w;
     let mut out: Vec<(EventKey, i64)> = if desc {
         let hi = pos.unwrap_or(to).min(to);
         if hi <= from {
@@ -1222,7 +1229,13 @@ fn api_logs(cx: &Ctx, spec: &ApiSpec, body: &[u8]) -> Resp {
             start_pos = back.last().map(|(_, t)| if desc { t + 1 } else { t - 1 });
         }
     }
-    let (items, more) = page_of(grid, s, from, to, desc, start_pos, req.page_size, visible);
+    let (items, more) = page_of(
+        grid,
+        &Window { s, from, to, desc },
+        start_pos,
+        req.page_size,
+        visible,
+    );
     let total = grid
         .range(s, from.max(0), to.max(from + 1))
         .filter(|(k, t)| visible(*k, *t))

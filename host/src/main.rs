@@ -1,0 +1,158 @@
+//! `fbhost`: run the plugin the way Fluent Bit would, printing records as JSON lines.
+
+use fbhost::{Generation, Host, InstanceSpec, Keep, Record};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: fbhost -e PLUGIN.so (-c fluent-bit.conf | -i mimecast -p key=value ... [-i mimecast ...])
+  --gen 2.0|4.1|5.0|5.1.1   host ABI generation to present (default 5.1.1)
+  --print json|none         print each record as a JSON line on stdout (default json)
+  --exit-after DURATION     stop gracefully after this long (e.g. 30s; default: until SIGINT/SIGTERM)
+  --exit-after-records N    stop gracefully once N records arrived
+Exit status: 0 ok, 1 invalid data seen (a violation), 255 an instance failed Init.";
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn main() {
+    std::process::exit(match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fbhost: {e}\n\n{USAGE}");
+            2
+        }
+    })
+}
+
+fn run() -> Result<i32, String> {
+    let mut lib = None;
+    let mut gen = Generation::V5_1_1;
+    let mut specs: Vec<InstanceSpec> = Vec::new();
+    let mut print = true;
+    let mut exit_after: Option<Duration> = None;
+    let mut exit_records: Option<u64> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "-e" | "--plugin" => lib = Some(val()?),
+            "-c" | "--config" => {
+                let path = val()?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read {path}: {e}"))?;
+                specs.extend(fbhost::parse_classic_config(&text)?);
+            }
+            "-i" | "--input" => {
+                let name = val()?;
+                if name != "mimecast" {
+                    return Err(format!(
+                        "input '{name}': this host runs only the mimecast plugin"
+                    ));
+                }
+                specs.push(InstanceSpec::new(&[]));
+            }
+            "-p" | "--prop" => {
+                let kv = val()?;
+                let (k, v) = kv.split_once('=').ok_or("-p takes key=value")?;
+                let spec = specs.last_mut().ok_or("-p must follow -i mimecast")?;
+                if k.eq_ignore_ascii_case("log_level") {
+                    spec.log_level = match v {
+                        "error" => 1,
+                        "warn" => 2,
+                        "debug" => 4,
+                        "trace" => 5,
+                        "off" => 0,
+                        _ => 3,
+                    };
+                }
+                spec.props.push((k.to_string(), v.to_string()));
+            }
+            "--gen" => {
+                let g = val()?;
+                gen = Generation::parse(&g)
+                    .ok_or(format!("--gen: '{g}' is not 2.0, 4.1, 5.0 or 5.1.1"))?;
+            }
+            "--print" => print = val()? == "json",
+            "--exit-after" => {
+                let v = val()?;
+                let secs: u64 = v
+                    .trim_end_matches('s')
+                    .parse()
+                    .map_err(|_| format!("--exit-after: '{v}' is not seconds"))?;
+                exit_after = Some(Duration::from_secs(secs));
+            }
+            "--exit-after-records" => {
+                exit_records = Some(
+                    val()?
+                        .parse()
+                        .map_err(|_| "--exit-after-records takes a number")?,
+                )
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(0);
+            }
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    let lib = lib.ok_or("-e PLUGIN.so is required")?;
+    if specs.is_empty() {
+        return Err("no [INPUT] with Name mimecast (use -c or -i)".into());
+    }
+    // SAFETY: installing async-signal-safe handlers that only store an atomic flag.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let printer: Option<fbhost::Printer> = if print {
+        Some(Arc::new(|r: &Record| {
+            let line = serde_json::json!({"tag": r.tag, "date": r.secs as f64 + r.nanos as f64 / 1e9, "record": r.to_json()});
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+        }))
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let mut host = Host::load(std::path::Path::new(&lib), gen, Keep::Count, printer)
+        .map_err(|e| e.to_string())?;
+    for spec in specs {
+        if let Err(e) = host.add_instance(spec) {
+            eprintln!("fbhost: {e}; stopping (as Fluent Bit does, exit 255)");
+            host.abort_after_init_failure();
+            return Ok(255);
+        }
+    }
+    host.start();
+    let collected = host.collected.clone();
+    while !STOP.load(Ordering::SeqCst) {
+        if exit_after.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if exit_records.is_some_and(|n| collected.count.load(Ordering::Relaxed) >= n) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let c = host.stop();
+    let first = c
+        .first_record_at
+        .lock()
+        .map(|f| f.map(|t| t.duration_since(started)))
+        .unwrap_or(None);
+    eprintln!(
+        "fbhost: {} records, {} bytes in {} buffers, first record after {}, {} violations, {} collect errors",
+        c.count.load(Ordering::Relaxed),
+        c.bytes.load(Ordering::Relaxed),
+        c.buffers.load(Ordering::Relaxed),
+        first.map(|d| format!("{:.2}s", d.as_secs_f64())).unwrap_or_else(|| "-".into()),
+        c.violations().len(),
+        c.collect_errors.load(Ordering::Relaxed),
+    );
+    Ok(if c.violations().is_empty() { 0 } else { 1 })
+}

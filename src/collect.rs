@@ -1,0 +1,262 @@
+//! Per-instance pulling and the bounded hand-off to Fluent Bit's collect callback.
+//!
+//! Each instance owns one thread running a single-threaded tokio runtime that pulls every
+//! selected source concurrently. Sources encode records straight into host-allocatable
+//! buffers and send them through a bounded channel; collect takes what is ready without ever
+//! waiting, so a slow pipeline fills the channel and slows the pull. Each chunk carries the
+//! cursor commits that become true once the host has taken it; they are applied in the
+//! cleanup callback, which the host calls right after appending the data.
+
+use crate::config::Config;
+use crate::ffi::buffer::HostBuf;
+use crate::log::Logger;
+use crate::mimecast::client::Client;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use tokio::sync::mpsc;
+
+/// How many finished chunks may wait for collect.
+const CHANNEL_CHUNKS: usize = 8;
+
+/// A source's position, to be persisted once the records before it are delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Commit {
+    pub key: String,
+    pub cursor: String,
+}
+
+/// Encoded records plus what they make true.
+pub struct Chunk {
+    pub buf: HostBuf,
+    pub records: usize,
+    pub commits: Vec<Commit>,
+}
+
+/// Counters an operator (and the tests) can read.
+#[derive(Default, Debug, Clone)]
+pub struct Counters {
+    pub records_delivered: u64,
+    pub bytes_delivered: u64,
+    pub error_records: u64,
+}
+
+/// Positions whose records Fluent Bit has taken.
+#[derive(Default)]
+pub struct Committed {
+    cursors: Mutex<HashMap<String, String>>,
+}
+
+impl Committed {
+    pub fn get(&self, key: &str) -> Option<String> {
+        lock(&self.cursors).get(key).cloned()
+    }
+    fn apply(&self, commits: Vec<Commit>) {
+        let mut c = lock(&self.cursors);
+        for cm in commits {
+            c.insert(cm.key, cm.cursor);
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Everything a source task needs.
+pub struct SourceCtx {
+    pub cfg: Config,
+    pub client: Client,
+    pub log: Logger,
+    pub tx: mpsc::Sender<Chunk>,
+    pub committed: Arc<Committed>,
+    pub error_records: std::sync::atomic::AtomicU64,
+}
+
+impl SourceCtx {
+    /// Target size of one chunk: small enough that several fit in the channel.
+    pub fn chunk_target(&self) -> usize {
+        (self.cfg.buffer_max_size / 4).clamp(16 << 10, 2 << 20)
+    }
+}
+
+struct Outstanding {
+    ptr: usize,
+    records: usize,
+    bytes: usize,
+    commits: Vec<Commit>,
+}
+
+pub struct Instance {
+    pub name: String,
+    pub log: Logger,
+    rx: Mutex<mpsc::Receiver<Chunk>>,
+    outstanding: Mutex<Option<Outstanding>>,
+    held_back: Mutex<Option<Chunk>>,
+    committed: Arc<Committed>,
+    counters: Mutex<Counters>,
+    max_buffer: usize,
+    stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    ctx: Arc<SourceCtx>,
+}
+
+impl Instance {
+    /// Starts pulling. Fails only if the HTTP client or the thread cannot be created.
+    pub fn start(name: &str, cfg: Config, log: Logger) -> Result<Arc<Instance>, String> {
+        let client = Client::new(&cfg)?;
+        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let committed = Arc::new(Committed::default());
+        let max_buffer = cfg.buffer_max_size;
+        let ctx = Arc::new(SourceCtx {
+            cfg,
+            client,
+            log: log.clone(),
+            tx,
+            committed: committed.clone(),
+            error_records: Default::default(),
+        });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let run_ctx = ctx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-pull"))
+            .spawn(move || run(run_ctx, stop_rx))
+            .map_err(|e| format!("cannot start the pulling thread: {e}"))?;
+        Ok(Arc::new(Instance {
+            name: name.to_string(),
+            log,
+            rx: Mutex::new(rx),
+            outstanding: Mutex::new(None),
+            held_back: Mutex::new(None),
+            committed,
+            counters: Mutex::new(Counters::default()),
+            max_buffer,
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+            ctx,
+        }))
+    }
+
+    /// Takes what is ready, up to `buffer_max_size` bytes, without waiting. `None` = nothing.
+    pub fn collect(&self) -> Option<HostBuf> {
+        if lock(&self.outstanding).is_some() {
+            // The host has not released the previous buffer (it always does before the next
+            // collect); hand out nothing rather than lose track of its commits.
+            return None;
+        }
+        let mut rx = lock(&self.rx);
+        let mut merged: Option<Chunk> = lock(&self.held_back).take();
+        loop {
+            if merged
+                .as_ref()
+                .is_some_and(|m| m.buf.len() >= self.max_buffer)
+            {
+                break;
+            }
+            let Ok(next) = rx.try_recv() else { break };
+            match merged.as_mut() {
+                None => merged = Some(next),
+                Some(m) if m.buf.len() + next.buf.len() <= self.max_buffer => {
+                    m.buf.extend_from_slice(next.buf.as_slice());
+                    m.records += next.records;
+                    m.commits.extend(next.commits);
+                }
+                Some(_) => {
+                    *lock(&self.held_back) = Some(next);
+                    break;
+                }
+            }
+        }
+        let chunk = merged?;
+        if chunk.buf.is_empty() {
+            // Nothing to deliver, and everything before it was delivered already: the
+            // positions it carries are true now.
+            self.committed.apply(chunk.commits);
+            return None;
+        }
+        *lock(&self.outstanding) = Some(Outstanding {
+            ptr: chunk.buf.as_slice().as_ptr() as usize,
+            records: chunk.records,
+            bytes: chunk.buf.len(),
+            commits: chunk.commits,
+        });
+        Some(chunk.buf)
+    }
+
+    /// The host appended the buffer at `ptr`: its records are Fluent Bit's now. Returns false
+    /// if `ptr` is not the buffer we handed out.
+    pub fn delivered(&self, ptr: usize) -> bool {
+        let out = lock(&self.outstanding).take();
+        match out {
+            Some(o) if o.ptr == ptr => {
+                let mut c = lock(&self.counters);
+                c.records_delivered += o.records as u64;
+                c.bytes_delivered += o.bytes as u64;
+                drop(c);
+                self.committed.apply(o.commits);
+                true
+            }
+            other => {
+                *lock(&self.outstanding) = other;
+                false
+            }
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        let mut c = lock(&self.counters).clone();
+        c.error_records = self
+            .ctx
+            .error_records
+            .load(std::sync::atomic::Ordering::Relaxed);
+        c
+    }
+
+    pub fn committed(&self) -> &Committed {
+        &self.committed
+    }
+
+    /// Asks the pulling thread to stop (PreExit); does not wait.
+    pub fn begin_shutdown(&self) {
+        if let Some(tx) = lock(&self.stop).as_ref() {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Stops pulling and joins the thread (Exit / Unregister). Idempotent.
+    pub fn shutdown(&self) {
+        self.begin_shutdown();
+        lock(&self.stop).take();
+        let t = lock(&self.thread).take();
+        if let Some(t) = t {
+            if t.join().is_err() {
+                self.log
+                    .error("the pulling thread ended with an internal error");
+            }
+        }
+        self.log.debug("stopped");
+    }
+}
+
+fn run(ctx: Arc<SourceCtx>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            ctx.log
+                .error(format_args!("cannot start the async runtime: {e}"));
+            return;
+        }
+    };
+    rt.block_on(async {
+        let work = crate::sources::run_all(ctx.clone());
+        tokio::select! {
+            _ = work => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    });
+    // Dropping the runtime cancels every request in flight before the thread ends.
+    drop(rt);
+}

@@ -1,0 +1,442 @@
+//! Plugin properties -> validated configuration. Every problem is reported at once, each
+//! naming the property, the bad value and what is allowed.
+
+use secrecy::SecretString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.services.mimecast.com";
+
+/// The ten Cloud Gateway SIEM log types.
+pub const CG_TYPES: &[&str] = &[
+    "receipt",
+    "process",
+    "delivery",
+    "av",
+    "spam",
+    "journal",
+    "internal email protect",
+    "impersonation protect",
+    "url protect",
+    "attachment protect",
+];
+
+/// The Cloud Integrated SIEM log types.
+pub const CI_TYPES: &[&str] = &["entities", "mailflow", "urlclick"];
+
+/// Log sources this build can collect.
+pub const SOURCES: &[&str] = &["siem_cg", "siem_ci"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiemMode {
+    Batch,
+    Stream,
+}
+
+/// One property as documented (README table and, on hosts that take one, the config map).
+pub struct Property {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub description: &'static str,
+}
+
+pub const PROPERTIES: &[Property] = &[
+    Property { name: "client_id", default: None, description: "Mimecast API 2.0 client id (required)." },
+    Property { name: "client_secret", default: None, description: "Mimecast API 2.0 client secret (required unless client_secret_file is set); use ${ENV_VAR} to keep it out of the file." },
+    Property { name: "client_secret_file", default: None, description: "Path of a file whose first line is the client secret." },
+    Property { name: "base_url", default: Some(DEFAULT_BASE_URL), description: "API gateway: https://api.services.mimecast.com (global), https://uk-api.services.mimecast.com or https://us-api.services.mimecast.com. https is required except for loopback addresses." },
+    Property { name: "sources", default: Some("siem_cg"), description: "Comma-separated log sources to collect: siem_cg, siem_ci." },
+    Property { name: "siem_types", default: Some("all ten"), description: "Comma-separated Cloud Gateway SIEM types: receipt, process, delivery, av, spam, journal, internal email protect, impersonation protect, url protect, attachment protect." },
+    Property { name: "siem_ci_types", default: Some("entities, mailflow, urlclick"), description: "Comma-separated Cloud Integrated SIEM types." },
+    Property { name: "siem_mode", default: Some("batch"), description: "batch (gzip files, recommended by Mimecast) or stream." },
+    Property { name: "poll_interval", default: Some("5m"), description: "Wait between polls once a source has caught up (s, m, h, d suffixes)." },
+    Property { name: "initial_lookback", default: Some("24h"), description: "How far back the first run starts; each source caps it at its API retention (7d for SIEM batch)." },
+    Property { name: "page_size", default: Some("100"), description: "Items per API page (1-500)." },
+    Property { name: "request_timeout", default: Some("30s"), description: "Timeout of one HTTP request, including a batch file download." },
+    Property { name: "ca_file", default: None, description: "Extra PEM CA certificate(s) to trust, for TLS-inspecting proxies; the system trust store is always used too." },
+    Property { name: "buffer_max_size", default: Some("8M"), description: "Most bytes of records handed to Fluent Bit per collect (k, M suffixes; 64k-64M)." },
+];
+
+#[derive(Clone)]
+pub struct Config {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub base_url: String,
+    pub sources: Vec<String>,
+    pub siem_types: Vec<String>,
+    pub siem_ci_types: Vec<String>,
+    pub siem_mode: SiemMode,
+    pub poll_interval: Duration,
+    pub initial_lookback: Duration,
+    pub page_size: u32,
+    pub request_timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    pub buffer_max_size: usize,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("base_url", &self.base_url)
+            .field("sources", &self.sources)
+            .field("siem_types", &self.siem_types)
+            .field("siem_mode", &self.siem_mode)
+            .field("poll_interval", &self.poll_interval)
+            .field("initial_lookback", &self.initial_lookback)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a Fluent Bit style duration: `30s`, `5m`, `1h`, `2d`, or plain seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, 's' | 'S') => (&s[..i], 1),
+        (i, 'm' | 'M') => (&s[..i], 60),
+        (i, 'h' | 'H') => (&s[..i], 3600),
+        (i, 'd' | 'D') => (&s[..i], 86_400),
+        _ => (s, 1),
+    };
+    let n: u64 = num.trim().parse().ok()?;
+    n.checked_mul(mult).map(Duration::from_secs)
+}
+
+/// Parses a Fluent Bit style size: `512k`, `8M`, `1G`, or plain bytes.
+pub fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let lower = s.to_ascii_lowercase();
+    let t = lower.strip_suffix('b').unwrap_or(&lower);
+    let (num, mult) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 1024),
+        'm' => (&t[..t.len() - 1], 1024 * 1024),
+        'g' => (&t[..t.len() - 1], 1024 * 1024 * 1024),
+        _ => (t, 1),
+    };
+    num.trim().parse::<usize>().ok()?.checked_mul(mult)
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// Checks a base URL: absolute http(s) without path, query or credentials; https unless loopback.
+pub fn check_base_url(raw: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/');
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("'{raw}' is not an absolute URL; use e.g. {DEFAULT_BASE_URL}"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "'{raw}' must be scheme://host[:port] only, with no path, query or user info"
+        ));
+    }
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("'{raw}' has an unclosed [ in its host"))?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
+    };
+    if port.is_some_and(|p| p.parse::<u16>().is_err()) {
+        return Err(format!("'{raw}' has an invalid port"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(url.to_string()),
+        "http" if is_loopback_host(host) => Ok(url.to_string()),
+        "http" => Err(format!(
+            "'{raw}' uses plain http; Mimecast credentials may only travel over https (http is allowed for loopback test servers only)"
+        )),
+        other => Err(format!("'{raw}' has scheme '{other}'; use https")),
+    }
+}
+
+fn list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl Config {
+    /// Builds the configuration from a property lookup (`input_get_property` in the plugin).
+    pub fn from_properties(get: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut err = |prop: &str, msg: String| errors.push(format!("property '{prop}': {msg}"));
+
+        let client_id = get("client_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        if client_id.is_empty() {
+            err("client_id", "is required: the client id of your Mimecast API 2.0 application (Administration > Services > API and Platform Integrations)".into());
+        }
+        let secret = match (get("client_secret"), get("client_secret_file")) {
+            (Some(s), None) => Some(s),
+            (None, Some(path)) => match std::fs::read_to_string(&path) {
+                Ok(text) => match text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
+                    Some(line) => Some(line.to_string()),
+                    None => {
+                        err(
+                            "client_secret_file",
+                            format!("'{path}' is empty; its first line must be the client secret"),
+                        );
+                        None
+                    }
+                },
+                Err(e) => {
+                    err("client_secret_file", format!("cannot read '{path}': {e}"));
+                    None
+                }
+            },
+            (Some(_), Some(_)) => {
+                err(
+                    "client_secret",
+                    "set either client_secret or client_secret_file, not both".into(),
+                );
+                None
+            }
+            (None, None) => {
+                err("client_secret", "is required (or client_secret_file): the client secret of your Mimecast API 2.0 application; use ${ENV_VAR} to keep it out of the file".into());
+                None
+            }
+        };
+        let base_url =
+            match check_base_url(&get("base_url").unwrap_or_else(|| DEFAULT_BASE_URL.into())) {
+                Ok(u) => u,
+                Err(m) => {
+                    err("base_url", m);
+                    String::new()
+                }
+            };
+        let sources = get("sources")
+            .map(|v| list(&v))
+            .unwrap_or_else(|| vec!["siem_cg".into()]);
+        if sources.is_empty() {
+            err(
+                "sources",
+                format!("is empty; choose from: {}", SOURCES.join(", ")),
+            );
+        }
+        for s in &sources {
+            if !SOURCES.contains(&s.as_str()) {
+                err(
+                    "sources",
+                    format!(
+                        "'{s}' is not a known source; choose from: {}",
+                        SOURCES.join(", ")
+                    ),
+                );
+            }
+        }
+        let mut types = |prop: &str, allowed: &[&str]| -> Vec<String> {
+            let v = get(prop)
+                .map(|v| list(&v))
+                .unwrap_or_else(|| allowed.iter().map(|s| s.to_string()).collect());
+            for t in &v {
+                if !allowed.contains(&t.as_str()) {
+                    err(
+                        prop,
+                        format!(
+                            "'{t}' is not a SIEM type here; choose from: {}",
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+            if v.is_empty() {
+                err(
+                    prop,
+                    format!("is empty; choose from: {}", allowed.join(", ")),
+                );
+            }
+            let mut dedup = v;
+            dedup.dedup();
+            dedup
+        };
+        let siem_types = types("siem_types", CG_TYPES);
+        let siem_ci_types = types("siem_ci_types", CI_TYPES);
+        let siem_mode = match get("siem_mode")
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("batch") => SiemMode::Batch,
+            Some("stream") => SiemMode::Stream,
+            Some(other) => {
+                err("siem_mode", format!("'{other}' is not batch or stream"));
+                SiemMode::Batch
+            }
+        };
+        let mut duration = |prop: &str, default: u64, min: u64, max: u64| -> Duration {
+            match get(prop) {
+                None => Duration::from_secs(default),
+                Some(v) => match parse_duration(&v) {
+                    Some(d) if d.as_secs() >= min && d.as_secs() <= max => d,
+                    Some(_) => {
+                        err(
+                            prop,
+                            format!("'{v}' is out of range; allowed {}s to {}s", min, max),
+                        );
+                        Duration::from_secs(default)
+                    }
+                    None => {
+                        err(prop, format!("'{v}' is not a duration; use a number with s, m, h or d (e.g. 30s, 5m, 1h)"));
+                        Duration::from_secs(default)
+                    }
+                },
+            }
+        };
+        let poll_interval = duration("poll_interval", 300, 1, 86_400);
+        let initial_lookback = duration("initial_lookback", 86_400, 0, 60 * 86_400);
+        let request_timeout = duration("request_timeout", 30, 1, 600);
+        let page_size = match get("page_size") {
+            None => 100,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=500).contains(&n) => n,
+                _ => {
+                    err(
+                        "page_size",
+                        format!("'{v}' is not a whole number from 1 to 500"),
+                    );
+                    100
+                }
+            },
+        };
+        let buffer_max_size = match get("buffer_max_size") {
+            None => 8 << 20,
+            Some(v) => match parse_size(&v) {
+                Some(n) if (64 << 10..=64 << 20).contains(&n) => n,
+                _ => {
+                    err(
+                        "buffer_max_size",
+                        format!("'{v}' is not a size from 64k to 64M"),
+                    );
+                    8 << 20
+                }
+            },
+        };
+        let ca_file = get("ca_file").map(PathBuf::from);
+        if let Some(p) = &ca_file {
+            if let Err(e) = std::fs::metadata(p) {
+                err("ca_file", format!("cannot read '{}': {e}", p.display()));
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Config {
+            client_id,
+            client_secret: SecretString::from(secret.unwrap_or_default()),
+            base_url,
+            sources,
+            siem_types,
+            siem_ci_types,
+            siem_mode,
+            poll_interval,
+            initial_lookback,
+            page_size,
+            request_timeout,
+            ca_file,
+            buffer_max_size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, Vec<String>> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_properties(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[("client_id", "id"), ("client_secret", "s3cr3t")]).unwrap();
+        assert_eq!(c.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.sources, vec!["siem_cg"]);
+        assert_eq!(c.siem_types.len(), 10);
+        assert_eq!(c.poll_interval, Duration::from_secs(300));
+        assert_eq!(c.initial_lookback, Duration::from_secs(86_400));
+        assert_eq!(c.page_size, 100);
+        assert_eq!(c.siem_mode, SiemMode::Batch);
+        assert!(
+            !format!("{c:?}").contains("s3cr3t"),
+            "secret never in Debug"
+        );
+    }
+
+    #[test]
+    fn all_errors_at_once_each_naming_property_and_value() {
+        let e = cfg(&[
+            ("base_url", "http://api.example.com"),
+            ("poll_interval", "5x"),
+            ("page_size", "9000"),
+            ("siem_types", "receipt, bogus"),
+            ("sources", "siem_cg,nope"),
+        ])
+        .unwrap_err();
+        let all = e.join("\n");
+        for needle in [
+            "'client_id'",
+            "'client_secret'",
+            "plain http",
+            "'5x'",
+            "'9000'",
+            "'bogus'",
+            "'nope'",
+        ] {
+            assert!(all.contains(needle), "missing {needle} in:\n{all}");
+        }
+        assert_eq!(e.len(), 7, "{all}");
+    }
+
+    #[test]
+    fn durations_sizes_and_urls() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("45"), Some(Duration::from_secs(45)));
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_size("8M"), Some(8 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert!(check_base_url("http://127.0.0.1:8080").is_ok());
+        assert!(check_base_url("http://localhost:1").is_ok());
+        assert!(check_base_url("http://[::1]:9").is_ok());
+        assert!(check_base_url("https://uk-api.services.mimecast.com/").is_ok());
+        assert!(check_base_url("http://10.0.0.1").is_err());
+        assert!(check_base_url("https://api.example.com/path").is_err());
+        assert!(check_base_url("https://user:pw@api.example.com").is_err());
+        assert!(check_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn secret_from_file() {
+        let p = std::env::temp_dir().join(format!("mc-secret-{}", std::process::id()));
+        std::fs::write(&p, "from-file\n").unwrap();
+        let c = cfg(&[
+            ("client_id", "i"),
+            ("client_secret_file", p.to_str().unwrap()),
+        ])
+        .unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(c.client_secret.expose_secret(), "from-file");
+        std::fs::remove_file(&p).unwrap();
+        let e = cfg(&[("client_id", "i"), ("client_secret_file", "/nonexistent/x")]).unwrap_err();
+        assert!(e[0].contains("client_secret_file"));
+    }
+}

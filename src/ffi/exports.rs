@@ -1,0 +1,352 @@
+//! The symbols Fluent Bit's proxy loader looks up. Every body runs behind the panic boundary.
+//!
+//! Instances are found without trusting host memory: the value stored in `remote_context`
+//! (4.1+ hosts) is a small instance number, not a pointer, and callbacks without a context
+//! (older hosts, Exit, Pause, Resume, PreExit) find their instance by the calling thread, since
+//! Fluent Bit runs each proxy input's callbacks on that instance's own thread.
+
+use super::abi;
+use super::buffer::HostBuf;
+use super::host::{read_word, HostApi, HostSink};
+use super::panic::boundary;
+use crate::collect::Instance;
+use crate::config::Config;
+use crate::log::Logger;
+use std::ffi::{c_int, c_void};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::ThreadId;
+
+const FLB_ERROR_RC: c_int = -1;
+
+struct Entry {
+    id: usize,
+    thread: ThreadId,
+    inst: Arc<Instance>,
+    sink: Arc<HostSink>,
+}
+
+#[derive(Default)]
+struct Registry {
+    entries: Vec<Entry>,
+    next_id: usize,
+    /// Per Register (a load or a hot reload): instances numbered from 0 like Fluent Bit does.
+    next_index: usize,
+}
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    static R: OnceLock<Mutex<Registry>> = OnceLock::new();
+    R.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn by_id(id: usize) -> Option<(Arc<Instance>, Arc<HostSink>)> {
+    registry()
+        .entries
+        .iter()
+        .find(|e| e.id == id)
+        .map(|e| (e.inst.clone(), e.sink.clone()))
+}
+
+fn by_thread() -> Option<(Arc<Instance>, Arc<HostSink>)> {
+    let me = std::thread::current().id();
+    registry()
+        .entries
+        .iter()
+        .find(|e| e.thread == me)
+        .map(|e| (e.inst.clone(), e.sink.clone()))
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginPreRegister(_hot_reloading: c_int) -> c_int {
+    boundary("FLBPluginPreRegister", FLB_ERROR_RC, || 0)
+}
+
+/// Fills the fields every host generation has (the first 32 bytes of the def). `event_type`
+/// and `config_map` are never written: a host older than 5.0 / 5.1.1 did not allocate them.
+///
+/// # Safety
+/// `def` must be null or point to the host's zeroed `flb_plugin_proxy_def`.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginRegister(def: *mut abi::flb_plugin_proxy_def_v2_0) -> c_int {
+    boundary("FLBPluginRegister", FLB_ERROR_RC, || {
+        if def.is_null() {
+            return FLB_ERROR_RC;
+        }
+        registry().next_index = 0;
+        // SAFETY: def points to at least the 32-byte v2.0 layout, which every host allocates;
+        // the strings are static and outlive the library's use by the host.
+        unsafe {
+            (*def).type_ = abi::FLB_PROXY_INPUT_PLUGIN as c_int;
+            (*def).proxy = abi::FLB_PROXY_GOLANG as c_int;
+            (*def).flags = 0;
+            (*def).name = c"mimecast".as_ptr().cast_mut();
+            (*def).description = c"Mimecast API 2.0 logs (SIEM, TTP, audit, DLP, ...)"
+                .as_ptr()
+                .cast_mut();
+        }
+        0
+    })
+}
+
+/// Which `flbgo_input_plugin` layout the host gave us, told apart by what it stored at
+/// offset 48: our Ctx collect callback (4.1+) or our cleanup callback (2.0 - 4.0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    V2_0,
+    V4_1,
+}
+
+/// # Safety
+/// `plugin` must point to the host's `flbgo_input_plugin` (64 or 80 bytes).
+unsafe fn detect_layout(plugin: *const c_void) -> Option<Layout> {
+    // SAFETY: offset 48 is inside both layouts (64 and 80 bytes).
+    let at48 = unsafe { read_word(plugin, 48) };
+    let ctx_collect = FLBPluginInputCallbackCtx as *const () as usize;
+    let cleanup = FLBPluginInputCleanupCallback as *const () as usize;
+    if at48 == ctx_collect {
+        Some(Layout::V4_1)
+    } else if at48 == cleanup {
+        Some(Layout::V2_0)
+    } else {
+        None
+    }
+}
+
+/// # Safety
+/// `plugin` must be null or point to the host's `flbgo_input_plugin`, valid for this call.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
+    boundary("FLBPluginInit", FLB_ERROR_RC, || {
+        if plugin.is_null() {
+            return FLB_ERROR_RC;
+        }
+        // SAFETY: plugin points to a live flbgo_input_plugin; api, i_ins and context sit at
+        // offsets 8, 16 and 24 in every layout.
+        let (api, i_ins, context) = unsafe {
+            (
+                read_word(plugin, 8) as *const abi::flb_api,
+                read_word(plugin, 16) as *mut abi::flb_input_instance,
+                read_word(plugin, 24) as *mut c_void,
+            )
+        };
+        // SAFETY: plugin is live (see above).
+        let layout = unsafe { detect_layout(plugin) };
+        // SAFETY: api is the host's table (or null), valid for the life of the instance.
+        let Some(host) = (unsafe { HostApi::from_raw(api, i_ins) }) else {
+            eprintln!("[input:mimecast] the host passed no API table; cannot start");
+            return FLB_ERROR_RC;
+        };
+        let name = {
+            let mut r = registry();
+            let n = r.next_index;
+            r.next_index += 1;
+            format!("mimecast.{n}")
+        };
+        let sink = Arc::new(HostSink::new(host));
+        let log = Logger::new(sink.clone(), &name);
+        if layout.is_none() {
+            log.warn("unrecognised host plugin layout; running without per-instance context (as on Fluent Bit < 4.1)");
+        }
+        let cfg = match Config::from_properties(|k| host.property(k)) {
+            Ok(c) => c,
+            Err(errors) => {
+                for e in &errors {
+                    log.error(format_args!("invalid configuration: {e}"));
+                }
+                log.error(format_args!(
+                    "{} configuration problem(s); see the README's property table",
+                    errors.len()
+                ));
+                return FLB_ERROR_RC;
+            }
+        };
+        let inst = match Instance::start(&name, cfg, log.clone()) {
+            Ok(i) => i,
+            Err(e) => {
+                log.error(format_args!("cannot start: {e}"));
+                return FLB_ERROR_RC;
+            }
+        };
+        let id = {
+            let mut r = registry();
+            r.next_id += 1;
+            let id = r.next_id;
+            r.entries.push(Entry {
+                id,
+                thread: std::thread::current().id(),
+                inst,
+                sink,
+            });
+            id
+        };
+        if layout == Some(Layout::V4_1) && !context.is_null() {
+            // SAFETY: on a 4.1+ host (detected above) context points to the 24-byte
+            // flb_plugin_input_proxy_context whose remote_context field (offset 8) is ours.
+            unsafe {
+                (*(context as *mut abi::flb_plugin_input_proxy_context)).remote_context =
+                    id as *mut c_void
+            };
+        }
+        log.debug(format_args!("initialised (host layout {layout:?})"));
+        1
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginInputPreRun(_enable_hot_reload: c_int) -> c_int {
+    boundary("FLBPluginInputPreRun", 0, || 0)
+}
+
+/// Shared body of both collect callbacks. Writes the out-params only on success.
+///
+/// # Safety
+/// `data` and `len` must be null or valid for a write.
+unsafe fn collect(
+    found: Option<(Arc<Instance>, Arc<HostSink>)>,
+    data: *mut *mut c_void,
+    len: *mut usize,
+) -> c_int {
+    if data.is_null() || len.is_null() {
+        return FLB_ERROR_RC;
+    }
+    let Some((inst, sink)) = found else {
+        // SAFETY: checked non-null above.
+        unsafe {
+            *data = std::ptr::null_mut();
+            *len = 0;
+        }
+        return 0;
+    };
+    sink.drain();
+    let (ptr, n) = match inst.collect() {
+        Some(buf) => buf.into_raw(),
+        None => (std::ptr::null_mut(), 0),
+    };
+    // SAFETY: checked non-null above; ptr is null or a malloc'd buffer the host now owns
+    // until our cleanup callback (or its own free()).
+    unsafe {
+        *data = ptr.cast();
+        *len = n;
+    }
+    0
+}
+
+/// # Safety
+/// Called by the host with its out-params.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginInputCallbackCtx(
+    ctx: *mut c_void,
+    data: *mut *mut c_void,
+    len: *mut usize,
+) -> c_int {
+    boundary("FLBPluginInputCallbackCtx", FLB_ERROR_RC, || {
+        let found = by_id(ctx as usize).or_else(by_thread);
+        // SAFETY: forwarded host out-params.
+        unsafe { collect(found, data, len) }
+    })
+}
+
+/// # Safety
+/// Called by the host with its out-params.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginInputCallback(data: *mut *mut c_void, len: *mut usize) -> c_int {
+    boundary("FLBPluginInputCallback", FLB_ERROR_RC, || {
+        // SAFETY: forwarded host out-params.
+        unsafe { collect(by_thread(), data, len) }
+    })
+}
+
+fn cleanup(found: Option<(Arc<Instance>, Arc<HostSink>)>, data: *mut c_void) -> c_int {
+    if data.is_null() {
+        return 0;
+    }
+    let known = found
+        .map(|(inst, _)| inst.delivered(data as usize))
+        .unwrap_or(false);
+    // SAFETY: data is a buffer from our collect (HostBuf::into_raw); the host hands it back
+    // exactly once and no longer uses it.
+    unsafe { HostBuf::free_raw(data.cast()) };
+    if known {
+        0
+    } else {
+        FLB_ERROR_RC
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginInputCleanupCallbackCtx(ctx: *mut c_void, data: *mut c_void) -> c_int {
+    boundary("FLBPluginInputCleanupCallbackCtx", FLB_ERROR_RC, || {
+        cleanup(by_id(ctx as usize).or_else(by_thread), data)
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginInputCleanupCallback(data: *mut c_void) -> c_int {
+    boundary("FLBPluginInputCleanupCallback", FLB_ERROR_RC, || {
+        cleanup(by_thread(), data)
+    })
+}
+
+/// Pause/Resume carry no context (and 5.1.1 calls them on the wrong instance when there are
+/// several); back-pressure comes from the bounded hand-off instead, so these only log.
+#[no_mangle]
+pub extern "C" fn FLBPluginInputPause() {
+    boundary("FLBPluginInputPause", (), || {
+        if let Some((inst, _)) = by_thread() {
+            inst.log
+                .debug("paused by the host; pulling slows down as the hand-off fills");
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginInputResume() {
+    boundary("FLBPluginInputResume", (), || {
+        if let Some((inst, _)) = by_thread() {
+            inst.log.debug("resumed by the host");
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginInputPreExit(_shutdown_by_hot_reloading: c_int) {
+    boundary("FLBPluginInputPreExit", (), || {
+        if let Some((inst, _)) = by_thread() {
+            inst.begin_shutdown();
+        }
+    })
+}
+
+/// Stops and joins this thread's instance (the first one registered on it).
+#[no_mangle]
+pub extern "C" fn FLBPluginExit() -> c_int {
+    boundary("FLBPluginExit", FLB_ERROR_RC, || {
+        let me = std::thread::current().id();
+        let entry = {
+            let mut r = registry();
+            let pos = r.entries.iter().position(|e| e.thread == me);
+            pos.map(|p| r.entries.remove(p))
+        };
+        if let Some(e) = entry {
+            e.inst.shutdown();
+            e.sink.drain();
+        }
+        0
+    })
+}
+
+/// Last call before dlclose: stops whatever is still running (instances whose Exit never
+/// came, e.g. after another instance failed Init) and joins their threads.
+///
+/// # Safety
+/// `def` is unused.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginUnregister(_def: *mut c_void) {
+    boundary("FLBPluginUnregister", (), || {
+        let entries: Vec<Entry> = registry().entries.drain(..).collect();
+        for e in entries {
+            e.inst.shutdown();
+        }
+    })
+}

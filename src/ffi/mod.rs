@@ -1,0 +1,8 @@
+//! Everything that touches the host: the ABI bindings, exported symbols, host API wrappers and
+//! host-allocated buffers. The only place with `unsafe` code.
+
+pub mod abi;
+pub mod buffer;
+pub mod exports;
+pub mod host;
+pub mod panic;

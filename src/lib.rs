@@ -1,0 +1,12 @@
+//! Fluent Bit input plugin for Mimecast API 2.0 logs.
+//!
+//! `ffi` is the only module with `unsafe` code and `extern "C"` functions; everything else is
+//! plain Rust driven through it.
+
+pub mod collect;
+pub mod config;
+pub mod encode;
+pub mod ffi;
+pub mod log;
+pub mod mimecast;
+pub mod sources;

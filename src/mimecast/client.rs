@@ -1,0 +1,555 @@
+//! The Mimecast API 2.0 HTTP client: OAuth2 client credentials with a cached, early-refreshed
+//! token; retries with capped exponential backoff and jitter; one back-off gate per client id
+//! shared by every instance and source in the process, so a 429 pauses them all.
+
+use crate::config::Config;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Why a call failed, classified for retries and for the operator.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// Connection, TLS or timeout failure.
+    Transport(String),
+    /// 429 that outlasted our retries.
+    RateLimited { wait: Duration },
+    /// 5xx that outlasted our retries.
+    Server { status: u16, detail: String },
+    /// The token endpoint refused the credentials.
+    BadCredentials { detail: String },
+    /// 401 on a data call even with a fresh token.
+    Unauthorized { detail: String },
+    /// 403: the API application lacks a permission.
+    Forbidden { detail: String },
+    /// 404: endpoint not available to this tenant (licence) or object gone.
+    NotFound { detail: String },
+    /// 400 and other 4xx: the request was refused as invalid.
+    BadRequest { status: u16, detail: String },
+    /// HTTP 200 whose body carries `fail[]`.
+    FailIn200 { detail: String, retryable: bool },
+    /// The body was not what the endpoint documents.
+    Decode(String),
+}
+
+impl ApiError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Transport(_)
+                | ApiError::RateLimited { .. }
+                | ApiError::Server { .. }
+                | ApiError::FailIn200 {
+                    retryable: true,
+                    ..
+                }
+        )
+    }
+
+    /// A stable key for "log once per distinct cause".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Transport(_) => "transport",
+            ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::Server { .. } => "server",
+            ApiError::BadCredentials { .. } => "bad_credentials",
+            ApiError::Unauthorized { .. } => "unauthorized",
+            ApiError::Forbidden { .. } => "forbidden",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::BadRequest { .. } => "bad_request",
+            ApiError::FailIn200 { .. } => "fail_in_200",
+            ApiError::Decode(_) => "decode",
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApiError::Transport(m) => write!(f, "network or TLS error: {m}; check base_url, DNS, proxy settings and ca_file"),
+            ApiError::RateLimited { wait } => write!(f, "rate limited by Mimecast (HTTP 429); next attempt in {}s; if this persists, lower the number of sources per client id or raise poll_interval", wait.as_secs()),
+            ApiError::Server { status, detail } => write!(f, "Mimecast server error HTTP {status}: {detail}; will retry"),
+            ApiError::BadCredentials { detail } => write!(f, "Mimecast refused the client credentials ({detail}); check client_id and client_secret, and that the API 2.0 application is enabled and not expired"),
+            ApiError::Unauthorized { detail } => write!(f, "HTTP 401 even with a fresh access token ({detail}); check that the API application is still enabled"),
+            ApiError::Forbidden { detail } => write!(f, "HTTP 403 Forbidden ({detail}): the API application lacks the permission this log source needs"),
+            ApiError::NotFound { detail } => write!(f, "HTTP 404 ({detail}): this log source is not licensed or not available on this tenant"),
+            ApiError::BadRequest { status, detail } => write!(f, "request refused with HTTP {status}: {detail}"),
+            ApiError::FailIn200 { detail, .. } => write!(f, "Mimecast reported a failure inside HTTP 200: {detail}"),
+            ApiError::Decode(m) => write!(f, "unexpected response body: {m}"),
+        }
+    }
+}
+
+/// Pulls Mimecast's error text out of any of its body shapes:
+/// `{"fail":[{"code","message"}]}`, `{"fail":[{"errors":[{"code","message"}]}]}`,
+/// `{"error":{"code","message"}}`.
+pub fn error_detail(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)])
+            .trim()
+            .to_string();
+        return if text.is_empty() {
+            "no details in the response".into()
+        } else {
+            text
+        };
+    };
+    let pair = |o: &Value| {
+        let code = o.get("code").and_then(Value::as_str).unwrap_or("");
+        let msg = o.get("message").and_then(Value::as_str).unwrap_or("");
+        match (code.is_empty(), msg.is_empty()) {
+            (false, false) => Some(format!("{code}: {msg}")),
+            (false, true) => Some(code.to_string()),
+            (true, false) => Some(msg.to_string()),
+            _ => None,
+        }
+    };
+    if let Some(fail) = v
+        .get("fail")
+        .and_then(Value::as_array)
+        .and_then(|a| a.first())
+    {
+        if let Some(e) = fail
+            .get("errors")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first())
+            .and_then(pair)
+        {
+            return e;
+        }
+        if let Some(e) = pair(fail) {
+            return e;
+        }
+    }
+    if let Some(e) = v.get("error").and_then(pair) {
+        return e;
+    }
+    "no details in the response".into()
+}
+
+/// `fail[]` inside a 200: the detail and whether every error says it is retryable.
+pub fn fail_in_200(v: &Value) -> Option<ApiError> {
+    let fail = v.get("fail")?.as_array()?;
+    let first = fail.first()?;
+    let errors = first.get("errors").and_then(Value::as_array);
+    let retryable = errors.is_some_and(|e| {
+        !e.is_empty()
+            && e.iter()
+                .all(|x| x.get("retryable") == Some(&Value::Bool(true)))
+    });
+    let detail = error_detail(&serde_json::to_vec(v).unwrap_or_default());
+    Some(ApiError::FailIn200 { detail, retryable })
+}
+
+/// Back-off shared by every user of one client id in this process.
+#[derive(Default)]
+struct Gate {
+    blocked_until: Mutex<Option<Instant>>,
+}
+
+impl Gate {
+    fn block_for(&self, d: Duration) {
+        let until = Instant::now() + d;
+        let mut b = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        if b.is_none_or(|cur| cur < until) {
+            *b = Some(until);
+        }
+    }
+    fn wait_time(&self) -> Option<Duration> {
+        let b = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        b.and_then(|u| u.checked_duration_since(Instant::now()))
+    }
+}
+
+fn gate_for(key: &str) -> Arc<Gate> {
+    static GATES: OnceLock<Mutex<HashMap<String, Arc<Gate>>>> = OnceLock::new();
+    let mut g = GATES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    g.entry(key.to_string()).or_default().clone()
+}
+
+struct Token {
+    value: SecretString,
+    refresh_at: Instant,
+}
+
+/// Retry schedule: capped exponential backoff with jitter.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+    pub attempts: u32,
+}
+
+impl Backoff {
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exp = self.base.saturating_mul(1u32 << attempt.min(16));
+        let d = exp.min(self.cap);
+        // +-20% jitter from a cheap per-call source
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let frac = 0.8 + (nanos % 400) as f64 / 1000.0;
+        d.mul_f64(frac)
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    client_id: String,
+    secret: SecretString,
+    token: tokio::sync::Mutex<Option<Token>>,
+    gate: Arc<Gate>,
+    pub backoff: Backoff,
+}
+
+/// Builds the TLS configuration: system trust store plus `ca_file`, ring provider.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let mut n = 0;
+        for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("property 'ca_file': cannot read '{}': {e}", path.display()))?
+        {
+            let cert = cert.map_err(|e| {
+                format!(
+                    "property 'ca_file': '{}' holds an invalid certificate: {e}",
+                    path.display()
+                )
+            })?;
+            roots.add(cert).map_err(|e| {
+                format!(
+                    "property 'ca_file': certificate in '{}' rejected: {e}",
+                    path.display()
+                )
+            })?;
+            n += 1;
+        }
+        if n == 0 {
+            return Err(format!(
+                "property 'ca_file': '{}' contains no PEM certificate",
+                path.display()
+            ));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup failed: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+impl Client {
+    pub fn new(cfg: &Config) -> Result<Client, String> {
+        let tls = tls_config(cfg.ca_file.as_deref())?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(cfg.request_timeout)
+            .connect_timeout(Duration::from_secs(10).min(cfg.request_timeout))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("fluent-bit-mimecast/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Client {
+            http,
+            base: cfg.base_url.clone(),
+            client_id: cfg.client_id.clone(),
+            secret: cfg.client_secret.clone(),
+            token: tokio::sync::Mutex::new(None),
+            gate: gate_for(&format!("{}|{}", cfg.base_url, cfg.client_id)),
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                cap: Duration::from_secs(60),
+                attempts: 5,
+            },
+        })
+    }
+
+    /// A valid access token, fetched or refreshed when due.
+    async fn access_token(&self, force: bool) -> Result<SecretString, ApiError> {
+        let mut guard = self.token.lock().await;
+        if !force {
+            if let Some(t) = guard.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+                return Ok(t.value.clone());
+            }
+        }
+        let form = [
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.secret.expose_secret()),
+            ("grant_type", "client_credentials"),
+        ];
+        let resp = self
+            .http
+            .post(format!("{}/oauth/token", self.base))
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
+        match status {
+            200 => {}
+            400 | 401 | 403 => {
+                return Err(ApiError::BadCredentials {
+                    detail: format!("HTTP {status}, {}", error_detail(&body)),
+                })
+            }
+            429 => {
+                return Err(ApiError::RateLimited {
+                    wait: Duration::from_secs(60),
+                })
+            }
+            s if s >= 500 => {
+                return Err(ApiError::Server {
+                    status: s,
+                    detail: error_detail(&body),
+                })
+            }
+            s => {
+                return Err(ApiError::BadRequest {
+                    status: s,
+                    detail: format!("token endpoint: {}", error_detail(&body)),
+                })
+            }
+        }
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Decode(format!("token response: {e}")))?;
+        let token = v
+            .get("access_token")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Decode("token response has no access_token".into()))?;
+        let ttl = v.get("expires_in").and_then(Value::as_u64).unwrap_or(1799);
+        let margin = (ttl / 10).clamp(1, 60);
+        let value = SecretString::from(token.to_string());
+        *guard = Some(Token {
+            value: value.clone(),
+            refresh_at: Instant::now() + Duration::from_secs(ttl.saturating_sub(margin)),
+        });
+        Ok(value)
+    }
+
+    /// Sends a request built by `build` with the bearer token, retrying what can be retried.
+    pub async fn call(
+        &self,
+        what: &str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::header::HeaderMap, bytes::Bytes), ApiError> {
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            if let Some(w) = self.gate.wait_time() {
+                tokio::time::sleep(w).await;
+            }
+            let token = match self.access_token(false).await {
+                Ok(t) => t,
+                Err(e) if e.is_retryable() && attempt < self.backoff.attempts => {
+                    tokio::time::sleep(self.backoff.delay(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let req = build(&self.http, &self.base)
+                .header("Authorization", format!("Bearer {}", token.expose_secret()))
+                .header("Accept", "application/json");
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let err = ApiError::Transport(format!("{what}: {}", e.without_url()));
+                    if attempt < self.backoff.attempts {
+                        tokio::time::sleep(self.backoff.delay(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(err);
+                }
+            };
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = match resp.bytes().await {
+                Ok(b) => b,
+                Err(e) => {
+                    if attempt < self.backoff.attempts {
+                        tokio::time::sleep(self.backoff.delay(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(ApiError::Transport(format!(
+                        "{what}: reading the response: {}",
+                        e.without_url()
+                    )));
+                }
+            };
+            match status {
+                200..=299 => return Ok((headers, body)),
+                401 if !refreshed => {
+                    refreshed = true;
+                    *self.token.lock().await = None;
+                    continue;
+                }
+                401 => {
+                    return Err(ApiError::Unauthorized {
+                        detail: format!("{what}: {}", error_detail(&body)),
+                    })
+                }
+                403 => {
+                    return Err(ApiError::Forbidden {
+                        detail: format!("{what}: {}", error_detail(&body)),
+                    })
+                }
+                404 => {
+                    return Err(ApiError::NotFound {
+                        detail: format!("{what}: {}", error_detail(&body)),
+                    })
+                }
+                429 => {
+                    let wait =
+                        retry_wait(&headers).unwrap_or_else(|| self.backoff.delay(attempt + 2));
+                    self.gate.block_for(wait);
+                    if attempt < self.backoff.attempts {
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(ApiError::RateLimited { wait });
+                }
+                s if s >= 500 => {
+                    if attempt < self.backoff.attempts {
+                        tokio::time::sleep(self.backoff.delay(attempt)).await;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(ApiError::Server {
+                        status: s,
+                        detail: format!("{what}: {}", error_detail(&body)),
+                    });
+                }
+                s => {
+                    return Err(ApiError::BadRequest {
+                        status: s,
+                        detail: format!("{what}: {}", error_detail(&body)),
+                    })
+                }
+            }
+        }
+    }
+
+    /// GET of a JSON document.
+    pub async fn get_json(
+        &self,
+        what: &str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Value, ApiError> {
+        let (_, body) = self
+            .call(what, |http, base| {
+                http.get(format!("{base}{path}")).query(query)
+            })
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| ApiError::Decode(format!("{what}: {e}")))
+    }
+
+    /// A plain GET of a pre-signed URL: no bearer token (S3 rejects a second auth mechanism,
+    /// and the token must never leave for a third party).
+    pub async fn download(&self, url: &str) -> Result<reqwest::Response, reqwest::Error> {
+        self.http.get(url).send().await
+    }
+}
+
+/// How long a 429 asks us to wait: `Retry-After` (seconds) or `X-RateLimit-Reset`
+/// (milliseconds per Mimecast's documentation).
+pub fn retry_wait(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let num = |name: &str| {
+        h.get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let d = num("retry-after")
+        .map(Duration::from_secs)
+        .or_else(|| num("x-ratelimit-reset").map(Duration::from_millis))?;
+    Some(d.clamp(Duration::from_millis(100), Duration::from_secs(3600)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        assert_eq!(
+            error_detail(
+                br#"{"fail":[{"code":"token_expired","message":"Access Token Expired"}]}"#
+            ),
+            "token_expired: Access Token Expired"
+        );
+        assert_eq!(error_detail(br#"{"fail":[{"key":{},"errors":[{"code":"err_x","message":"bad","retryable":false}]}]}"#), "err_x: bad");
+        assert_eq!(
+            error_detail(
+                br#"{"error":{"code":"Request Validation Failed","message":"Need time range"}}"#
+            ),
+            "Request Validation Failed: Need time range"
+        );
+        assert_eq!(error_detail(b"<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(error_detail(b""), "no details in the response");
+    }
+
+    #[test]
+    fn fail_in_200_retryable_only_if_all_errors_say_so() {
+        let v: Value = serde_json::from_str(
+            r#"{"data":[],"fail":[{"errors":[{"code":"a","message":"m","retryable":true}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(fail_in_200(&v).map(|e| e.is_retryable()), Some(true));
+        let v: Value = serde_json::from_str(
+            r#"{"data":[],"fail":[{"errors":[{"code":"a","message":"m","retryable":false}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(fail_in_200(&v).map(|e| e.is_retryable()), Some(false));
+        let v: Value = serde_json::from_str(r#"{"data":[],"fail":[]}"#).unwrap();
+        assert!(fail_in_200(&v).is_none());
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            attempts: 5,
+        };
+        assert!(
+            b.delay(0) >= Duration::from_millis(800) && b.delay(0) <= Duration::from_millis(1200)
+        );
+        assert!(
+            b.delay(3) >= Duration::from_millis(6400) && b.delay(3) <= Duration::from_millis(9600)
+        );
+        assert!(b.delay(30) <= Duration::from_secs(72));
+    }
+
+    #[test]
+    fn retry_after_then_reset_header() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-ratelimit-reset", "2500".parse().unwrap());
+        assert_eq!(retry_wait(&h), Some(Duration::from_millis(2500)));
+        h.insert("retry-after", "7".parse().unwrap());
+        assert_eq!(retry_wait(&h), Some(Duration::from_secs(7)));
+    }
+}

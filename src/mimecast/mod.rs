@@ -1,0 +1,3 @@
+//! Talking to the Mimecast API 2.0.
+
+pub mod client;

@@ -1,0 +1,471 @@
+//! SIEM batch collection (`/siem/v1/batch/events/{cg,ci}`), one task per log type.
+//!
+//! List a page of pre-signed batch-file URLs, download each file without the bearer token,
+//! gunzip and stream its NDJSON lines into records, follow `@nextPage`, and poll again after
+//! `isCaughtUp`. The position (page token, file within the page, line within the file) is
+//! committed only once the records before it were taken by Fluent Bit. A file whose URL
+//! expired is found again by re-listing the same page; a file that stays corrupt becomes an
+//! error record naming it, and collection goes on.
+
+use super::emit::{Closed, Emitter};
+use super::gzlines::{GzLines, Line};
+use crate::collect::{Commit, SourceCtx};
+use crate::encode::TimeField;
+use crate::log::Level;
+use crate::mimecast::client::ApiError;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Cg,
+    Ci,
+}
+
+impl Family {
+    fn path(&self) -> &'static str {
+        match self {
+            Family::Cg => "/siem/v1/batch/events/cg",
+            Family::Ci => "/siem/v1/batch/events/ci",
+        }
+    }
+    pub fn source(&self) -> &'static str {
+        match self {
+            Family::Cg => "siem_cg",
+            Family::Ci => "siem_ci",
+        }
+    }
+}
+
+/// Retention of SIEM batch files.
+const RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// Download attempts for one file before it is reported and passed over.
+const FILE_ATTEMPTS: u32 = 4;
+/// Completed files remembered to skip a file the API lists again.
+const RECENT_FILES: usize = 4096;
+
+/// Where a type's collection stands.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// The `nextPage` token that lists the current page (None: first page of the lookback).
+    pub list_token: Option<String>,
+    /// Files of that page fully delivered.
+    pub file: usize,
+    /// Lines of the next file already delivered.
+    pub line: u64,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        json!({"v": 1, "list_token": self.list_token, "file": self.file, "line": self.line})
+            .to_string()
+    }
+    pub fn decode(s: &str) -> Option<Cursor> {
+        let v: Value = serde_json::from_str(s).ok()?;
+        (v.get("v")?.as_u64()? == 1).then_some(())?;
+        Some(Cursor {
+            list_token: v
+                .get("list_token")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            file: v.get("file")?.as_u64()? as usize,
+            line: v.get("line")?.as_u64()?,
+        })
+    }
+}
+
+struct BatchFile {
+    url: String,
+}
+
+struct Page {
+    files: Vec<BatchFile>,
+    next: Option<String>,
+    caught_up: bool,
+}
+
+fn parse_page(v: &Value) -> Result<Page, ApiError> {
+    let value = v
+        .get("value")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::Decode("batch listing has no 'value' array".into()))?;
+    let mut files = Vec::with_capacity(value.len());
+    for f in value {
+        let url = f
+            .get("url")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::Decode("batch listing entry has no 'url'".into()))?;
+        files.push(BatchFile {
+            url: url.to_string(),
+        });
+    }
+    Ok(Page {
+        files,
+        next: v
+            .get("@nextPage")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        caught_up: v
+            .get("isCaughtUp")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
+}
+
+/// A pre-signed URL without its query (which holds the signature): safe to log, and the
+/// object's identity.
+pub fn object_path(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+enum Poll {
+    More,
+    CaughtUp,
+}
+
+enum Stop {
+    Closed,
+    Api(ApiError),
+}
+
+impl From<Closed> for Stop {
+    fn from(_: Closed) -> Self {
+        Stop::Closed
+    }
+}
+
+impl From<ApiError> for Stop {
+    fn from(e: ApiError) -> Self {
+        Stop::Api(e)
+    }
+}
+
+enum FileError {
+    /// 403/404 on the URL: expired or gone.
+    Expired(u16),
+    /// Network trouble or 5xx: try again.
+    Transient(String),
+    /// The bytes are not a valid gzip stream.
+    Corrupt(String),
+}
+
+pub struct BatchType {
+    family: Family,
+    ty: String,
+    key: String,
+}
+
+impl BatchType {
+    pub fn new(family: Family, ty: &str) -> Self {
+        BatchType {
+            family,
+            ty: ty.to_string(),
+            key: format!("{}/{}", family.source(), ty),
+        }
+    }
+
+    pub async fn run(self, ctx: Arc<SourceCtx>) {
+        let mut cur = ctx
+            .committed
+            .get(&self.key)
+            .and_then(|s| Cursor::decode(&s))
+            .unwrap_or_default();
+        let mut recent: VecDeque<String> = VecDeque::new();
+        loop {
+            let wait = match self.poll(&ctx, &mut cur, &mut recent).await {
+                Ok(Poll::More) => {
+                    ctx.log
+                        .resolved(&self.key, format_args!("{}: collecting again", self.key));
+                    continue;
+                }
+                Ok(Poll::CaughtUp) => {
+                    ctx.log
+                        .resolved(&self.key, format_args!("{}: collecting again", self.key));
+                    ctx.cfg.poll_interval
+                }
+                Err(Stop::Closed) => return,
+                Err(Stop::Api(e)) => {
+                    let level = if e.is_retryable() {
+                        Level::Warn
+                    } else {
+                        Level::Error
+                    };
+                    ctx.log.problem(
+                        &self.key,
+                        level,
+                        format_args!("{} ({}): {e}", self.key, self.family.path()),
+                    );
+                    if e.is_retryable() {
+                        ctx.cfg.poll_interval.min(Duration::from_secs(60))
+                    } else {
+                        ctx.cfg.poll_interval
+                    }
+                }
+            };
+            super::pause(wait).await;
+        }
+    }
+
+    fn start_date(&self, ctx: &SourceCtx) -> String {
+        // Date-only granularity; stay an hour inside the retention so the API never refuses it.
+        let back = ctx
+            .cfg
+            .initial_lookback
+            .min(RETENTION - Duration::from_secs(3600));
+        let t = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_secs(back.as_secs() as i64))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        t.strftime("%Y-%m-%d").to_string()
+    }
+
+    async fn list(&self, ctx: &SourceCtx, token: Option<&str>) -> Result<Page, ApiError> {
+        let mut q: Vec<(&str, String)> = vec![
+            ("type", self.ty.clone()),
+            ("pageSize", ctx.cfg.page_size.to_string()),
+        ];
+        match token {
+            Some(t) => q.push(("nextPage", t.to_string())),
+            None => q.push(("dateRangeStartsAt", self.start_date(ctx))),
+        }
+        let v = ctx
+            .client
+            .get_json(
+                &format!("batch listing for type '{}'", self.ty),
+                self.family.path(),
+                &q,
+            )
+            .await?;
+        parse_page(&v)
+    }
+
+    fn commit(&self, cur: &Cursor) -> Commit {
+        Commit {
+            key: self.key.clone(),
+            cursor: cur.encode(),
+        }
+    }
+
+    async fn poll(
+        &self,
+        ctx: &SourceCtx,
+        cur: &mut Cursor,
+        recent: &mut VecDeque<String>,
+    ) -> Result<Poll, Stop> {
+        let page = self.list(ctx, cur.list_token.as_deref()).await?;
+        let mut em = Emitter::new(
+            ctx,
+            self.family.source(),
+            TimeField::EpochMillis("timestamp"),
+        );
+        for i in cur.file..page.files.len() {
+            let Some(file) = page.files.get(i) else { break };
+            let path = object_path(&file.url).to_string();
+            if recent.contains(&path) {
+                ctx.log.debug(format_args!(
+                    "{}: {path} was listed again; already delivered, skipped",
+                    self.key
+                ));
+            } else {
+                self.deliver_file(ctx, cur, i, &file.url, &mut em).await?;
+                recent.push_back(path);
+                if recent.len() > RECENT_FILES {
+                    recent.pop_front();
+                }
+            }
+            cur.file = i + 1;
+            cur.line = 0;
+            em.send(Some(self.commit(cur))).await?;
+        }
+        let stuck = page.next.is_some() && page.next == cur.list_token;
+        if stuck && !page.caught_up {
+            ctx.log.problem(
+                &format!("{}/stuck", self.key),
+                Level::Warn,
+                format_args!("{}: the API returned the same page token again; waiting poll_interval instead of looping", self.key),
+            );
+            return Ok(Poll::CaughtUp);
+        }
+        if let Some(next) = page.next.filter(|n| Some(n) != cur.list_token.as_ref()) {
+            *cur = Cursor {
+                list_token: Some(next),
+                file: 0,
+                line: 0,
+            };
+            em.send(Some(self.commit(cur))).await?;
+        }
+        Ok(if page.caught_up || page.files.is_empty() {
+            Poll::CaughtUp
+        } else {
+            Poll::More
+        })
+    }
+
+    /// Delivers one file from `cur.line` on, retrying, re-listing when its URL expired, and
+    /// reporting it as an error record if it cannot be read.
+    async fn deliver_file(
+        &self,
+        ctx: &SourceCtx,
+        cur: &mut Cursor,
+        index: usize,
+        url: &str,
+        em: &mut Emitter<'_>,
+    ) -> Result<(), Stop> {
+        let mut url = url.to_string();
+        let mut attempt = 0;
+        loop {
+            let err = match self.download(ctx, cur, index, &url, em).await? {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            attempt += 1;
+            let path = object_path(&url).to_string();
+            match err {
+                FileError::Expired(status) if attempt < FILE_ATTEMPTS => {
+                    ctx.log.info(format_args!("{}: batch file {path} answered HTTP {status} (URL expired); listing the page again for a fresh URL", self.key));
+                    let page = self.list(ctx, cur.list_token.as_deref()).await?;
+                    match page
+                        .files
+                        .get(index)
+                        .filter(|f| object_path(&f.url) == path)
+                    {
+                        Some(f) => url = f.url.clone(),
+                        None => {
+                            let reason = format!("batch file {path} is no longer listed (past retention?); its undelivered lines are lost at the source");
+                            ctx.log.error(format_args!("{}: {reason}", self.key));
+                            em.error(
+                                &reason,
+                                b"",
+                                &[("mimecast_file", &path), ("type", &self.ty)],
+                            );
+                            return Ok(());
+                        }
+                    }
+                }
+                FileError::Transient(m) if attempt < FILE_ATTEMPTS => {
+                    ctx.log.problem(
+                        &format!("{}/download", self.key),
+                        Level::Warn,
+                        format_args!("{}: downloading {path} failed ({m}); retrying", self.key),
+                    );
+                    super::pause(ctx.client.backoff.delay(attempt)).await;
+                }
+                FileError::Corrupt(m) if attempt < 2 => {
+                    ctx.log.warn(format_args!(
+                        "{}: batch file {path} is not valid gzip ({m}); downloading it once more",
+                        self.key
+                    ));
+                }
+                other => {
+                    let why = match other {
+                        FileError::Expired(s) => format!("HTTP {s} even after re-listing"),
+                        FileError::Transient(m) | FileError::Corrupt(m) => m,
+                    };
+                    let reason = format!(
+                        "batch file {path} could not be read after {attempt} attempts ({why}); {} of its lines were delivered, the rest are skipped",
+                        cur.line
+                    );
+                    ctx.log.error(format_args!("{}: {reason}", self.key));
+                    em.error(
+                        &reason,
+                        b"",
+                        &[("mimecast_file", &path), ("type", &self.ty)],
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// One download attempt. Lines before `cur.line` were delivered already and are skipped;
+    /// `cur.line` advances with every line encoded.
+    async fn download(
+        &self,
+        ctx: &SourceCtx,
+        cur: &mut Cursor,
+        index: usize,
+        url: &str,
+        em: &mut Emitter<'_>,
+    ) -> Result<Result<(), FileError>, Stop> {
+        let mut resp = match ctx.client.download(url).await {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(FileError::Transient(e.without_url().to_string()))),
+        };
+        let status = resp.status().as_u16();
+        match status {
+            200 => {}
+            403 | 404 => return Ok(Err(FileError::Expired(status))),
+            s => return Ok(Err(FileError::Transient(format!("HTTP {s}")))),
+        }
+        let path = object_path(url).to_string();
+        let mut sink = LineSink {
+            em,
+            path: &path,
+            ty: &self.ty,
+            skip: cur.line,
+            line_no: 0,
+        };
+        let mut gz = GzLines::new();
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    cur.line = sink.done();
+                    return Ok(Err(FileError::Transient(e.without_url().to_string())));
+                }
+            };
+            for piece in chunk.chunks(16 << 10) {
+                if let Err(e) = gz.feed(piece, &mut |l| sink.line(l)) {
+                    cur.line = sink.done();
+                    return Ok(Err(FileError::Corrupt(e.to_string())));
+                }
+            }
+            cur.line = sink.done();
+            if sink.em.full() {
+                let mid = Cursor {
+                    list_token: cur.list_token.clone(),
+                    file: index,
+                    line: cur.line,
+                };
+                sink.em.send(Some(self.commit(&mid))).await?;
+            }
+        }
+        if let Err(e) = gz.finish(&mut |l| sink.line(l)) {
+            cur.line = sink.done();
+            return Ok(Err(FileError::Corrupt(e.to_string())));
+        }
+        cur.line = sink.done();
+        Ok(Ok(()))
+    }
+}
+
+/// Turns a file's lines into records, skipping those delivered before.
+struct LineSink<'a, 'b> {
+    em: &'a mut Emitter<'b>,
+    path: &'a str,
+    ty: &'a str,
+    skip: u64,
+    line_no: u64,
+}
+
+impl LineSink<'_, '_> {
+    fn line(&mut self, l: Line) {
+        self.line_no += 1;
+        if self.line_no <= self.skip {
+            return;
+        }
+        let fields: [(&str, &str); 2] = [("mimecast_file", self.path), ("type", self.ty)];
+        match l {
+            Line::Json(b) => self.em.record(b, &fields),
+            Line::TooLong(start) => self.em.error("line longer than 8 MiB", start, &fields),
+        }
+    }
+
+    /// Lines of the file delivered so far (encoded now or in an earlier attempt).
+    fn done(&self) -> u64 {
+        self.line_no.max(self.skip)
+    }
+}
