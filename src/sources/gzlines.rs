@@ -78,6 +78,8 @@ impl GzLines {
             let line = &acc[start..start + nl];
             if self.skipping_long {
                 self.skipping_long = false;
+            } else if line.len() > MAX_LINE {
+                on_line(Line::TooLong(&line[..512]));
             } else if !line.iter().all(u8::is_ascii_whitespace) {
                 on_line(Line::Json(line));
             }
@@ -114,6 +116,7 @@ mod tests {
         let mut out = Vec::new();
         let mut g = GzLines::new();
         let mut f = |l: Line| match l {
+            Line::Json(b) if b.len() > 64 => out.push(format!("<{} bytes>", b.len())),
             Line::Json(b) => out.push(String::from_utf8_lossy(b).into_owned()),
             Line::TooLong(_) => out.push("<too long>".into()),
         };
