@@ -250,12 +250,16 @@ pub struct Collected {
     pub count: AtomicU64,
     pub bytes: AtomicU64,
     pub buffers: AtomicU64,
+    /// Largest single buffer handed over by one collect.
+    pub max_buffer: AtomicU64,
     pub violations: Mutex<Vec<String>>,
     pub collect_errors: AtomicU64,
     pub cleanup_errors: AtomicU64,
     cv: Condvar,
     cv_lock: Mutex<()>,
     pub first_record_at: Mutex<Option<Instant>>,
+    /// Lines the plugin logged from this host's instance threads.
+    pub logs: Mutex<Vec<(c_int, String)>>,
 }
 
 impl Collected {
@@ -288,6 +292,9 @@ impl Collected {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+    pub fn logs(&self) -> Vec<(c_int, String)> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
     pub fn violations(&self) -> Vec<String> {
         self.violations
@@ -356,6 +363,11 @@ pub struct InsState {
 }
 
 static LOGS: OnceLock<Mutex<Vec<(c_int, String)>>> = OnceLock::new();
+
+thread_local! {
+    /// The host whose instance runs on this thread, to attribute its log lines.
+    static THREAD_HOST: std::cell::RefCell<Option<Arc<Collected>>> = const { std::cell::RefCell::new(None) };
+}
 static LOG_ECHO: AtomicBool = AtomicBool::new(true);
 
 /// Every line the plugin logged through the host, in order.
@@ -386,6 +398,14 @@ extern "C" fn fbhost_log_line(level: c_int, msg: *const c_char) {
             .unwrap_or("?");
         eprintln!("[fbhost] [{l}] {text}");
     }
+    THREAD_HOST.with(|h| {
+        if let Some(c) = h.borrow().as_ref() {
+            c.logs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((level, text.clone()));
+        }
+    });
     LOGS.get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -842,6 +862,7 @@ fn instance_thread(
     init_tx: Sender<bool>,
     done_tx: Sender<()>,
 ) {
+    THREAD_HOST.with(|h| *h.borrow_mut() = Some(shared.collected.clone()));
     let gen = shared.gen;
     let ctx_size = if gen.has_ctx() { 24 } else { 16 };
     let context = Guarded::new(ctx_size);
@@ -973,6 +994,7 @@ fn collect_once(shared: &Shared, remote: usize, index: usize, tag: &str) {
             let c = &shared.collected;
             c.buffers.fetch_add(1, Ordering::Relaxed);
             c.bytes.fetch_add(len as u64, Ordering::Relaxed);
+            c.max_buffer.fetch_max(len as u64, Ordering::Relaxed);
             c.count.fetch_add(recs.len() as u64, Ordering::Relaxed);
             if !recs.is_empty() {
                 let mut first = c.first_record_at.lock().unwrap_or_else(|e| e.into_inner());

@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 /// Why a call failed, classified for retries and for the operator.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiError {
-    /// Connection, TLS or timeout failure.
+    /// Connection or timeout failure.
     Transport(String),
+    /// The server's certificate was refused: retrying will not help.
+    Tls(String),
     /// 429 that outlasted our retries.
     RateLimited { wait: Duration },
     /// 5xx that outlasted our retries.
@@ -52,6 +54,7 @@ impl ApiError {
     pub fn kind(&self) -> &'static str {
         match self {
             ApiError::Transport(_) => "transport",
+            ApiError::Tls(_) => "tls",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Server { .. } => "server",
             ApiError::BadCredentials { .. } => "bad_credentials",
@@ -69,6 +72,7 @@ impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ApiError::Transport(m) => write!(f, "network or TLS error: {m}; check base_url, DNS, proxy settings and ca_file"),
+            ApiError::Tls(m) => write!(f, "TLS certificate verification failed ({m}); if a proxy re-signs TLS traffic, set ca_file to its CA certificate (PEM)"),
             ApiError::RateLimited { wait } => write!(f, "rate limited by Mimecast (HTTP 429); next attempt in {}s; if this persists, lower the number of sources per client id or raise poll_interval", wait.as_secs()),
             ApiError::Server { status, detail } => write!(f, "Mimecast server error HTTP {status}: {detail}; will retry"),
             ApiError::BadCredentials { detail } => write!(f, "Mimecast refused the client credentials ({detail}); check client_id and client_secret, and that the API 2.0 application is enabled and not expired"),
@@ -141,6 +145,43 @@ pub fn fail_in_200(v: &Value) -> Option<ApiError> {
     });
     let detail = error_detail(&serde_json::to_vec(v).unwrap_or_default());
     Some(ApiError::FailIn200 { detail, retryable })
+}
+
+/// Classifies a request failure: certificate problems apart from other transport errors.
+/// The text never includes the URL (which, for batch files, carries a signature).
+pub fn transport_error(what: &str, e: &reqwest::Error) -> ApiError {
+    let mut chain = Vec::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        chain.push(err.to_string());
+        cur = err.source();
+    }
+    let detail = chain.last().cloned().unwrap_or_default();
+    if chain
+        .iter()
+        .any(|m| m.contains("certificate") || m.contains("UnknownIssuer"))
+    {
+        ApiError::Tls(format!("{what}: {detail}"))
+    } else {
+        let top = e.without_url_ref();
+        ApiError::Transport(format!("{what}: {top}: {detail}"))
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let s = self.to_string();
+        match self.url() {
+            Some(u) => s
+                .replace(&format!(" for url ({u})"), "")
+                .replace(u.as_str(), "<url>"),
+            None => s,
+        }
+    }
 }
 
 /// Back-off shared by every user of one client id in this process.
@@ -300,7 +341,7 @@ impl Client {
             .form(&form)
             .send()
             .await
-            .map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| transport_error("token request", &e))?;
         let status = resp.status().as_u16();
         let body = resp
             .bytes()
@@ -375,8 +416,8 @@ impl Client {
             let resp = match req.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = ApiError::Transport(format!("{what}: {}", e.without_url()));
-                    if attempt < self.backoff.attempts {
+                    let err = transport_error(what, &e);
+                    if err.is_retryable() && attempt < self.backoff.attempts {
                         tokio::time::sleep(self.backoff.delay(attempt)).await;
                         attempt += 1;
                         continue;

@@ -1,0 +1,148 @@
+//! Shared helpers of the end-to-end tests: the built plugin, the simulator, ground truth.
+#![allow(dead_code)]
+
+use fbhost::{Generation, Host, InstanceSpec, Keep, Record};
+use mimecast_sim::{EventKey, Sim, SimConfig};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A private copy of the built plugin: each test dlopens its own, so their globals (and
+/// Unregister) never meet, as with one Fluent Bit process per test.
+pub struct Plugin {
+    pub path: PathBuf,
+}
+
+impl Plugin {
+    pub fn copy() -> Plugin {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let exe = std::env::current_exe().expect("test executable path");
+        let built = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .map(|dir| dir.join("libfluent_bit_mimecast.so"))
+            .expect("target directory");
+        assert!(built.exists(), "plugin not built at {}", built.display());
+        let dir = std::env::temp_dir().join(format!("mimecast-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!(
+            "libfluent_bit_mimecast_{}.so",
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::copy(&built, &path).unwrap();
+        Plugin { path }
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+pub fn sim_with(f: impl FnOnce(&mut SimConfig)) -> Sim {
+    let mut cfg = SimConfig {
+        siem_rate: 20,
+        ..Default::default()
+    };
+    f(&mut cfg);
+    Sim::start(cfg).expect("simulator starts")
+}
+
+pub fn spec(sim: &Sim, extra: &[(&str, &str)]) -> InstanceSpec {
+    let base = sim.base_url();
+    let mut props = vec![
+        ("client_id", "sim-client"),
+        ("client_secret", "sim-secret"),
+        ("base_url", base.as_str()),
+        ("poll_interval", "1s"),
+    ];
+    for (k, v) in extra {
+        props.retain(|(pk, _)| pk != k);
+        props.push((k, v));
+    }
+    InstanceSpec::new(&props)
+}
+
+pub fn host(plugin: &Plugin, gen: Generation) -> Host {
+    fbhost::set_log_echo(std::env::var_os("E2E_ECHO_LOGS").is_some());
+    Host::load(&plugin.path, gen, Keep::All, None).expect("plugin loads")
+}
+
+/// Start of the UTC day `back` before now, in epoch ms: where a batch listing with
+/// `dateRangeStartsAt` = that date begins.
+pub fn day_start_ms(back: Duration) -> i64 {
+    let t = jiff::Timestamp::now().as_millisecond() - back.as_millis() as i64;
+    t.div_euclid(86_400_000) * 86_400_000
+}
+
+/// Every event of `types` in batch files published now, from `from_ms` on.
+pub fn truth(sim: &Sim, types: &[&str], from_ms: i64) -> BTreeSet<EventKey> {
+    types
+        .iter()
+        .flat_map(|t| {
+            sim.truth_batch(t)
+                .into_iter()
+                .filter(|k| k.slot * 900_000 >= from_ms)
+        })
+        .collect()
+}
+
+/// Ground-truth identities of the data records (error records excluded).
+pub fn ids(records: &[Record]) -> Vec<EventKey> {
+    records
+        .iter()
+        .filter(|r| r.get("mimecast_error").is_none())
+        .filter_map(|r| mimecast_sim::identity(&r.to_json()))
+        .collect()
+}
+
+pub fn errors(records: &[Record]) -> Vec<&Record> {
+    records
+        .iter()
+        .filter(|r| r.get("mimecast_error").is_some())
+        .collect()
+}
+
+/// Waits until the delivered set equals the ground truth (recomputed as files appear).
+pub fn wait_complete(
+    host: &Host,
+    sim: &Sim,
+    types: &[&str],
+    from_ms: i64,
+    timeout: Duration,
+) -> bool {
+    host.collected.wait_for(timeout, |recs| {
+        let got: BTreeSet<EventKey> = ids(recs).into_iter().collect();
+        let want = truth(sim, types, from_ms);
+        !want.is_empty() && got == want
+    })
+}
+
+pub fn assert_exactly_once(records: &[Record], want: &BTreeSet<EventKey>) {
+    let got = ids(records);
+    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
+    let lost: Vec<_> = want.difference(&unique).take(5).collect();
+    let extra: Vec<_> = unique.difference(want).take(5).collect();
+    assert!(
+        lost.is_empty(),
+        "lost {} events, e.g. {lost:?}",
+        want.difference(&unique).count()
+    );
+    assert!(extra.is_empty(), "unexpected events, e.g. {extra:?}");
+    assert_eq!(
+        got.len(),
+        unique.len(),
+        "{} duplicates",
+        got.len() - unique.len()
+    );
+}
+
+pub fn logs_text(host_logs: &[(i32, String)]) -> String {
+    host_logs
+        .iter()
+        .map(|(_, l)| l.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,496 @@
+//! End to end: fbhost drives the built plugin .so against the simulator, as Fluent Bit would.
+
+mod common;
+use common::*;
+use fbhost::Generation;
+use mimecast_sim::{FaultKind, FaultRule};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn every_event_once_on(gen: Generation) {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, gen);
+    let types = ["receipt", "process"];
+    host.add_instance(spec(&sim, &[("siem_types", "receipt,process")]))
+        .expect("init");
+    let from = day_start_ms(DAY);
+    host.start();
+    assert!(
+        wait_complete(&host, &sim, &types, from, Duration::from_secs(60)),
+        "incomplete on {gen:?}"
+    );
+    let c = host.stop();
+    let recs = c.snapshot();
+    assert_exactly_once(&recs, &truth(&sim, &types, from));
+    for r in &recs {
+        assert_eq!(r.str_field("mimecast_source"), Some("siem_cg"));
+        let ms = r.get("timestamp").and_then(|v| v.as_i64()).unwrap();
+        assert_eq!(
+            (r.secs as i64, r.nanos as i64),
+            (ms / 1000, ms % 1000 * 1_000_000),
+            "event time is the record's own"
+        );
+        assert_eq!(r.tag, "mimecast.0");
+    }
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+    assert_eq!(
+        sim.requests("batch_file", 400),
+        0,
+        "no bearer token sent to a pre-signed URL"
+    );
+}
+
+#[test]
+fn every_event_exactly_once_on_fluent_bit_2_0_layout() {
+    every_event_once_on(Generation::V2_0);
+}
+
+#[test]
+fn every_event_exactly_once_on_fluent_bit_4_1_layout() {
+    every_event_once_on(Generation::V4_1);
+}
+
+#[test]
+fn every_event_exactly_once_on_fluent_bit_5_0_layout() {
+    every_event_once_on(Generation::V5_0);
+}
+
+#[test]
+fn every_event_exactly_once_on_fluent_bit_5_1_1_layout() {
+    every_event_once_on(Generation::V5_1_1);
+}
+
+#[test]
+fn several_instances_keep_their_own_state() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    for gen in [Generation::V2_0, Generation::V5_1_1] {
+        let mut host = host(&plugin_for(&plugin), gen);
+        host.add_instance(spec(&sim, &[("siem_types", "av"), ("tag", "mc.av")]))
+            .unwrap();
+        host.add_instance(spec(&sim, &[("siem_types", "spam")]))
+            .unwrap();
+        let from = day_start_ms(DAY);
+        host.start();
+        assert!(
+            wait_complete(&host, &sim, &["av", "spam"], from, Duration::from_secs(60)),
+            "{gen:?}"
+        );
+        let c = host.stop();
+        let recs = c.snapshot();
+        assert_exactly_once(&recs, &truth(&sim, &["av", "spam"], from));
+        for r in &recs {
+            match r.str_field("type") {
+                Some("av") => assert_eq!((r.instance, r.tag.as_str()), (0, "mc.av")),
+                Some("spam") => assert_eq!((r.instance, r.tag.as_str()), (1, "mimecast.1")),
+                other => panic!("unexpected type {other:?}"),
+            }
+        }
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+    }
+}
+
+/// A fresh copy per host (the test above runs two hosts one after the other).
+fn plugin_for(_: &Plugin) -> Plugin {
+    Plugin::copy()
+}
+
+#[test]
+fn invalid_configuration_fails_init_naming_every_problem() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(&sim, &[("siem_types", "receipt")]))
+        .expect("first instance is valid");
+    let bad = fbhost::InstanceSpec::new(&[
+        ("client_secret", "x"),
+        ("poll_interval", "often"),
+        ("base_url", "http://mimecast.example.com"),
+    ]);
+    let err = host.add_instance(bad).expect_err("init must fail");
+    assert!(matches!(err, fbhost::HostError::InitFailed(1)));
+    let logs = logs_text(&host.collected.logs());
+    for needle in [
+        "property 'client_id'",
+        "property 'poll_interval': 'often'",
+        "property 'base_url'",
+        "3 configuration problem(s)",
+    ] {
+        assert!(logs.contains(needle), "missing {needle:?} in:\n{logs}");
+    }
+    // Fluent Bit then calls only Unregister: the first instance's thread must still be joined.
+    let before = Instant::now();
+    let c = host.abort_after_init_failure();
+    assert!(before.elapsed() < Duration::from_secs(10));
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+    let served = sim.requests("siem_batch_cg", 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        sim.requests("siem_batch_cg", 200),
+        served,
+        "no pulling after Unregister"
+    );
+}
+
+#[test]
+fn bad_credentials_are_explained_retried_and_never_printed() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(
+        &sim,
+        &[("client_secret", "Wr0ngS3cret!"), ("siem_types", "receipt")],
+    ))
+    .unwrap();
+    host.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while sim.requests("token", 401) < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let c = host.stop();
+    assert!(sim.requests("token", 401) >= 2, "credentials retried");
+    assert_eq!(c.count.load(Ordering::Relaxed), 0);
+    let logs = logs_text(&c.logs());
+    assert!(logs.contains("refused the client credentials"), "{logs}");
+    assert!(logs.contains("check client_id and client_secret"), "{logs}");
+    assert!(!logs.contains("Wr0ngS3cret!"), "secret leaked into logs");
+    let reports = logs.matches("refused the client credentials").count();
+    assert_eq!(
+        reports, 1,
+        "reported once per cause, not per retry:\n{logs}"
+    );
+}
+
+#[test]
+fn token_expiry_and_revocation_mid_run_lose_nothing() {
+    let sim = sim_with(|c| c.token_ttl = Duration::from_secs(2));
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V4_1);
+    host.add_instance(spec(
+        &sim,
+        &[("siem_types", "delivery,journal"), ("page_size", "5")],
+    ))
+    .unwrap();
+    sim.add_fault(
+        FaultRule::new("siem_batch_cg", FaultKind::RevokeTokens)
+            .after(3)
+            .times(2),
+    );
+    let from = day_start_ms(DAY);
+    host.start();
+    assert!(wait_complete(
+        &host,
+        &sim,
+        &["delivery", "journal"],
+        from,
+        Duration::from_secs(90)
+    ));
+    let c = host.stop();
+    assert_exactly_once(&c.snapshot(), &truth(&sim, &["delivery", "journal"], from));
+    assert!(sim.requests("siem_batch_cg", 401) >= 2, "revocations hit");
+    assert!(sim.requests("token", 200) >= 3, "token refreshed");
+}
+
+#[test]
+fn shutdown_while_pulling_returns_promptly() {
+    let sim = sim_with(|c| c.siem_rate = 2000);
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(&sim, &[])).unwrap();
+    sim.add_fault(FaultRule::new("batch_file", FaultKind::Slow { ms: 4000 }).after(5));
+    host.start();
+    assert!(host
+        .collected
+        .wait_for(Duration::from_secs(30), |r| !r.is_empty()));
+    let t = Instant::now();
+    let c = host.stop();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+#[test]
+fn hot_reload_replaces_instances() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(&sim, &[("siem_types", "av")]))
+        .unwrap();
+    host.start();
+    assert!(host
+        .collected
+        .wait_for(Duration::from_secs(30), |r| !r.is_empty()));
+    let from = day_start_ms(DAY);
+    host.hot_reload(vec![
+        spec(&sim, &[("siem_types", "journal")]),
+        spec(&sim, &[("siem_types", "spam")]),
+    ])
+    .unwrap();
+    assert!(host.collected.wait_for(Duration::from_secs(60), |recs| {
+        let got: BTreeSet<_> = ids(recs).into_iter().filter(|k| k.stream != 3).collect();
+        got == truth(&sim, &["journal", "spam"], from)
+    }));
+    let c = host.stop();
+    let recs = c.snapshot();
+    let after: Vec<_> = recs
+        .iter()
+        .filter(|r| r.str_field("type") != Some("av"))
+        .collect();
+    assert!(
+        after.iter().any(|r| r.tag == "mimecast.1"),
+        "new instances numbered from 0 again"
+    );
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+#[test]
+fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    sim.add_fault(
+        FaultRule::new("batch_file", FaultKind::MalformedLines { every: 2 })
+            .after(1)
+            .times(1),
+    );
+    sim.add_fault(
+        FaultRule::new("batch_file", FaultKind::CorruptGzip)
+            .after(3)
+            .times(1),
+    );
+    sim.add_fault(
+        FaultRule::new("batch_file", FaultKind::TruncatedGzip)
+            .after(6)
+            .times(1),
+    );
+    host.add_instance(spec(&sim, &[("siem_types", "receipt")]))
+        .unwrap();
+    let from = day_start_ms(DAY);
+    host.start();
+    let want = truth(&sim, &["receipt"], from);
+    assert!(host.collected.wait_for(Duration::from_secs(60), |recs| {
+        let got: BTreeSet<_> = ids(recs).into_iter().collect();
+        got.len() + errors(recs).len() >= want.len() && !errors(recs).is_empty()
+    }));
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = host.stop();
+    let recs = c.snapshot();
+    let errs = errors(&recs);
+    let got = ids(&recs);
+    let unique: BTreeSet<_> = got.iter().copied().collect();
+    assert_eq!(
+        got.len(),
+        unique.len(),
+        "no duplicates after retrying a truncated file"
+    );
+    assert!(unique.is_subset(&want));
+    let lost = want.len() - unique.len();
+    assert_eq!(
+        errs.len(),
+        lost,
+        "each broken line is one error record, nothing else is lost"
+    );
+    for e in &errs {
+        assert_eq!(e.str_field("mimecast_source"), Some("siem_cg"));
+        assert!(e
+            .str_field("mimecast_error")
+            .unwrap()
+            .contains("invalid JSON"));
+        assert!(
+            e.str_field("mimecast_file").unwrap().ends_with(".json.gz"),
+            "names the file without its signature"
+        );
+        assert!(!e.str_field("mimecast_file").unwrap().contains("Signature"));
+    }
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+#[test]
+fn expired_urls_are_relisted_not_skipped() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    sim.add_fault(
+        FaultRule::new("batch_file", FaultKind::ExpiredUrl)
+            .after(2)
+            .times(3),
+    );
+    host.add_instance(spec(&sim, &[("siem_types", "url protect")]))
+        .unwrap();
+    let from = day_start_ms(DAY);
+    host.start();
+    assert!(wait_complete(
+        &host,
+        &sim,
+        &["url protect"],
+        from,
+        Duration::from_secs(60)
+    ));
+    let c = host.stop();
+    assert_exactly_once(&c.snapshot(), &truth(&sim, &["url protect"], from));
+    assert_eq!(sim.requests("batch_file", 403), 3);
+    assert!(errors(&c.snapshot()).is_empty());
+}
+
+#[test]
+fn rate_limits_5xx_and_resets_are_ridden_out() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    sim.add_fault(
+        FaultRule::new("siem_batch_cg", FaultKind::RateLimited { retry_after_s: 1 })
+            .after(1)
+            .times(3),
+    );
+    sim.add_fault(
+        FaultRule::new("siem_batch_cg", FaultKind::Status { code: 503 })
+            .after(4)
+            .times(2),
+    );
+    sim.add_fault(
+        FaultRule::new("batch_file", FaultKind::Reset)
+            .after(10)
+            .times(2),
+    );
+    host.add_instance(spec(
+        &sim,
+        &[
+            ("siem_types", "attachment protect,internal email protect"),
+            ("page_size", "20"),
+        ],
+    ))
+    .unwrap();
+    let from = day_start_ms(DAY);
+    host.start();
+    let types = ["attachment protect", "internal email protect"];
+    assert!(wait_complete(
+        &host,
+        &sim,
+        &types,
+        from,
+        Duration::from_secs(90)
+    ));
+    let c = host.stop();
+    assert_exactly_once(&c.snapshot(), &truth(&sim, &types, from));
+    assert_eq!(sim.requests("siem_batch_cg", 429), 3);
+}
+
+#[test]
+fn repeated_files_and_stuck_tokens_cause_no_duplicates() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    sim.add_fault(
+        FaultRule::new("siem_batch_cg", FaultKind::RepeatEvents { count: 2 })
+            .after(1)
+            .times(3),
+    );
+    sim.add_fault(
+        FaultRule::new("siem_batch_cg", FaultKind::StuckToken)
+            .after(5)
+            .times(2),
+    );
+    host.add_instance(spec(
+        &sim,
+        &[("siem_types", "impersonation protect"), ("page_size", "10")],
+    ))
+    .unwrap();
+    let from = day_start_ms(DAY);
+    host.start();
+    assert!(wait_complete(
+        &host,
+        &sim,
+        &["impersonation protect"],
+        from,
+        Duration::from_secs(90)
+    ));
+    std::thread::sleep(Duration::from_millis(2500));
+    let c = host.stop();
+    assert_exactly_once(
+        &c.snapshot(),
+        &truth(&sim, &["impersonation protect"], from),
+    );
+}
+
+#[test]
+fn tls_with_ca_file_works_and_unknown_ca_is_refused() {
+    let sim = sim_with(|c| c.tls = true);
+    let ca = sim.ca_file().unwrap().to_str().unwrap().to_string();
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(&sim, &[("siem_types", "av"), ("ca_file", &ca)]))
+        .unwrap();
+    host.add_instance(spec(&sim, &[("siem_types", "spam")]))
+        .unwrap();
+    let from = day_start_ms(DAY);
+    host.start();
+    assert!(wait_complete(
+        &host,
+        &sim,
+        &["av"],
+        from,
+        Duration::from_secs(60)
+    ));
+    let c = host.stop();
+    let recs = c.snapshot();
+    assert!(
+        recs.iter().all(|r| r.instance == 0),
+        "the instance without ca_file got nothing"
+    );
+    let logs = logs_text(&c.logs());
+    assert!(
+        logs.contains("[input:mimecast:mimecast.1]")
+            && logs.contains("TLS certificate verification failed")
+            && logs.contains("set ca_file"),
+        "{logs}"
+    );
+}
+
+#[test]
+fn buffers_respect_buffer_max_size_and_pause_holds_delivery() {
+    let sim = sim_with(|c| c.siem_rate = 60);
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(
+        &sim,
+        &[("siem_types", "receipt"), ("buffer_max_size", "64k")],
+    ))
+    .unwrap();
+    let from = day_start_ms(DAY);
+    host.start();
+    assert!(host
+        .collected
+        .wait_for(Duration::from_secs(30), |r| r.len() > 100));
+    host.pause(0);
+    std::thread::sleep(Duration::from_millis(1200));
+    let during = host.collected.count.load(Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        host.collected.count.load(Ordering::Relaxed),
+        during,
+        "nothing collected while paused"
+    );
+    host.resume(0);
+    assert!(wait_complete(
+        &host,
+        &sim,
+        &["receipt"],
+        from,
+        Duration::from_secs(180)
+    ));
+    let c = host.stop();
+    assert!(
+        c.max_buffer.load(Ordering::Relaxed) <= 64 << 10,
+        "max buffer {}",
+        c.max_buffer.load(Ordering::Relaxed)
+    );
+    assert_exactly_once(&c.snapshot(), &truth(&sim, &["receipt"], from));
+}
