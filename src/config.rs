@@ -440,3 +440,21 @@ mod tests {
         assert!(e[0].contains("client_secret_file"));
     }
 }
+
+#[cfg(test)]
+mod doc_tests {
+    /// The README's property table must list every property the code accepts, with its default.
+    #[test]
+    fn readme_documents_every_property() {
+        let readme = include_str!("../README.md");
+        for p in super::PROPERTIES {
+            let row = readme
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{}` |", p.name)))
+                .unwrap_or_else(|| panic!("README has no row for property '{}'", p.name));
+            if let Some(d) = p.default {
+                assert!(row.contains(d), "README row of '{}' does not show its default '{d}'", p.name);
+            }
+        }
+    }
+}
