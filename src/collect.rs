@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::ffi::buffer::HostBuf;
 use crate::log::Logger;
 use crate::mimecast::client::Client;
-use std::collections::HashMap;
+use crate::state::StateStore;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
@@ -41,24 +41,6 @@ pub struct Counters {
     pub error_records: u64,
 }
 
-/// Positions whose records Fluent Bit has taken.
-#[derive(Default)]
-pub struct Committed {
-    cursors: Mutex<HashMap<String, String>>,
-}
-
-impl Committed {
-    pub fn get(&self, key: &str) -> Option<String> {
-        lock(&self.cursors).get(key).cloned()
-    }
-    fn apply(&self, commits: Vec<Commit>) {
-        let mut c = lock(&self.cursors);
-        for cm in commits {
-            c.insert(cm.key, cm.cursor);
-        }
-    }
-}
-
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -69,7 +51,7 @@ pub struct SourceCtx {
     pub client: Client,
     pub log: Logger,
     pub tx: mpsc::Sender<Chunk>,
-    pub committed: Arc<Committed>,
+    pub state: Arc<StateStore>,
     pub error_records: std::sync::atomic::AtomicU64,
 }
 
@@ -93,7 +75,7 @@ pub struct Instance {
     rx: Mutex<mpsc::Receiver<Chunk>>,
     outstanding: Mutex<Option<Outstanding>>,
     held_back: Mutex<Option<Chunk>>,
-    committed: Arc<Committed>,
+    state: Arc<StateStore>,
     counters: Mutex<Counters>,
     max_buffer: usize,
     stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
@@ -103,17 +85,21 @@ pub struct Instance {
 
 impl Instance {
     /// Starts pulling. Fails only if the HTTP client or the thread cannot be created.
-    pub fn start(name: &str, cfg: Config, log: Logger) -> Result<Arc<Instance>, String> {
+    pub fn start(
+        name: &str,
+        cfg: Config,
+        log: Logger,
+        state: Arc<StateStore>,
+    ) -> Result<Arc<Instance>, String> {
         let client = Client::new(&cfg)?;
         let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
-        let committed = Arc::new(Committed::default());
         let max_buffer = cfg.buffer_max_size;
         let ctx = Arc::new(SourceCtx {
             cfg,
             client,
             log: log.clone(),
             tx,
-            committed: committed.clone(),
+            state: state.clone(),
             error_records: Default::default(),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -128,7 +114,7 @@ impl Instance {
             rx: Mutex::new(rx),
             outstanding: Mutex::new(None),
             held_back: Mutex::new(None),
-            committed,
+            state,
             counters: Mutex::new(Counters::default()),
             max_buffer,
             stop: Mutex::new(Some(stop_tx)),
@@ -171,7 +157,8 @@ impl Instance {
         if chunk.buf.is_empty() {
             // Nothing to deliver, and everything before it was delivered already: the
             // positions it carries are true now.
-            self.committed.apply(chunk.commits);
+            self.state
+                .apply(chunk.commits.into_iter().map(|c| (c.key, c.cursor)));
             return None;
         }
         *lock(&self.outstanding) = Some(Outstanding {
@@ -193,7 +180,8 @@ impl Instance {
                 c.records_delivered += o.records as u64;
                 c.bytes_delivered += o.bytes as u64;
                 drop(c);
-                self.committed.apply(o.commits);
+                self.state
+                    .apply(o.commits.into_iter().map(|c| (c.key, c.cursor)));
                 true
             }
             other => {
@@ -212,8 +200,8 @@ impl Instance {
         c
     }
 
-    pub fn committed(&self) -> &Committed {
-        &self.committed
+    pub fn state(&self) -> &StateStore {
+        &self.state
     }
 
     /// Asks the pulling thread to stop (PreExit); does not wait.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_BASE_URL: &str = "https://api.services.mimecast.com";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/fluent-bit/mimecast";
 
 /// The ten Cloud Gateway SIEM log types.
 pub const CG_TYPES: &[&str] = &[
@@ -54,6 +55,8 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "page_size", default: Some("100"), description: "Items per API page (1-500)." },
     Property { name: "request_timeout", default: Some("30s"), description: "Timeout of one HTTP request, including a batch file download." },
     Property { name: "ca_file", default: None, description: "Extra PEM CA certificate(s) to trust, for TLS-inspecting proxies; the system trust store is always used too." },
+    Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
+    Property { name: "state_reset", default: None, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
     Property { name: "buffer_max_size", default: Some("8M"), description: "Most bytes of records handed to Fluent Bit per collect (k, M suffixes; 64k-64M)." },
 ];
 
@@ -72,6 +75,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub buffer_max_size: usize,
+    pub state_dir: PathBuf,
+    pub state_reset: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -347,7 +352,25 @@ impl Config {
             request_timeout,
             ca_file,
             buffer_max_size,
+            state_dir: get("state_dir")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            state_reset: get("state_reset"),
         })
+    }
+
+    /// What this instance collects, for naming its state file.
+    pub fn selection(&self) -> String {
+        let mut parts = Vec::new();
+        for s in &self.sources {
+            match s.as_str() {
+                "siem_cg" => parts.push(format!("siem_cg:{}", self.siem_types.join(","))),
+                "siem_ci" => parts.push(format!("siem_ci:{}", self.siem_ci_types.join(","))),
+                other => parts.push(other.to_string()),
+            }
+        }
+        parts.sort();
+        parts.join(";")
     }
 }
 
@@ -453,7 +476,11 @@ mod doc_tests {
                 .find(|l| l.starts_with(&format!("| `{}` |", p.name)))
                 .unwrap_or_else(|| panic!("README has no row for property '{}'", p.name));
             if let Some(d) = p.default {
-                assert!(row.contains(d), "README row of '{}' does not show its default '{d}'", p.name);
+                assert!(
+                    row.contains(d),
+                    "README row of '{}' does not show its default '{d}'",
+                    p.name
+                );
             }
         }
     }

@@ -10,3 +10,4 @@ pub mod ffi;
 pub mod log;
 pub mod mimecast;
 pub mod sources;
+pub mod state;

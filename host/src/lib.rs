@@ -232,8 +232,9 @@ pub fn decode_strict(buf: &[u8]) -> Result<Vec<(u32, u32, rmpv::Value)>, String>
     Ok(out)
 }
 
-/// Called with every record as it arrives (the CLI prints it).
-pub type Printer = Arc<dyn Fn(&Record) + Send + Sync>;
+/// Called with the records of every buffer once decoded, before the plugin's cleanup is called
+/// (as Fluent Bit appends a buffer to its chunk before cleanup). The CLI prints them.
+pub type Printer = Arc<dyn Fn(&[Record]) + Send + Sync>;
 
 /// What the host does with records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1011,7 +1012,7 @@ fn collect_once(shared: &Shared, remote: usize, index: usize, tag: &str) {
                 })
                 .collect();
             if let Some(p) = &shared.printer {
-                records.iter().for_each(|r| p(r));
+                p(&records);
             }
             if shared.keep == Keep::All {
                 c.records

@@ -110,10 +110,13 @@ fn run() -> Result<i32, String> {
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
     let printer: Option<fbhost::Printer> = if print {
-        Some(Arc::new(|r: &Record| {
-            let line = serde_json::json!({"tag": r.tag, "date": r.secs as f64 + r.nanos as f64 / 1e9, "record": r.to_json()});
+        Some(Arc::new(|records: &[Record]| {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
+            for r in records {
+                let line = serde_json::json!({"tag": r.tag, "date": r.secs as f64 + r.nanos as f64 / 1e9, "record": r.to_json()});
+                let _ = writeln!(out, "{line}");
+            }
+            let _ = out.flush();
         }))
     } else {
         None

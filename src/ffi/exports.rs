@@ -12,6 +12,7 @@ use super::panic::boundary;
 use crate::collect::Instance;
 use crate::config::Config;
 use crate::log::Logger;
+use crate::state::StateStore;
 use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
@@ -161,7 +162,20 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
                 return FLB_ERROR_RC;
             }
         };
-        let inst = match Instance::start(&name, cfg, log.clone()) {
+        let state_file = crate::state::file_name(&cfg.base_url, &cfg.client_id, &cfg.selection());
+        let store = match StateStore::open(
+            &cfg.state_dir,
+            &state_file,
+            cfg.state_reset.as_deref(),
+            log.clone(),
+        ) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                log.error(format_args!("invalid configuration: {e}"));
+                return FLB_ERROR_RC;
+            }
+        };
+        let inst = match Instance::start(&name, cfg, log.clone(), store) {
             Ok(i) => i,
             Err(e) => {
                 log.error(format_args!("cannot start: {e}"));

@@ -44,7 +44,17 @@ const RETENTION: Duration = Duration::from_secs(7 * 86_400);
 /// Download attempts for one file before it is reported and passed over.
 const FILE_ATTEMPTS: u32 = 4;
 /// Completed files remembered to skip a file the API lists again.
-const RECENT_FILES: usize = 4096;
+const RECENT_FILES: usize = 256;
+
+/// A short, stable identity of a batch file (its object path).
+fn path_hash(path: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
 
 /// Where a type's collection stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,6 +65,8 @@ pub struct Cursor {
     pub file: usize,
     /// Lines of the next file already delivered.
     pub line: u64,
+    /// Hashes of the files delivered last (the API may list a file again).
+    pub recent: VecDeque<u64>,
 }
 
 impl Cursor {
@@ -72,6 +84,11 @@ impl Cursor {
                 .map(str::to_string),
             file: v.get("file")?.as_u64()? as usize,
             line: v.get("line")?.as_u64()?,
+            recent: v
+                .get("recent")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -169,13 +186,12 @@ impl BatchType {
 
     pub async fn run(self, ctx: Arc<SourceCtx>) {
         let mut cur = ctx
-            .committed
+            .state
             .get(&self.key)
             .and_then(|s| Cursor::decode(&s))
             .unwrap_or_default();
-        let mut recent: VecDeque<String> = VecDeque::new();
         loop {
-            let wait = match self.poll(&ctx, &mut cur, &mut recent).await {
+            let wait = match self.poll(&ctx, &mut cur).await {
                 Ok(Poll::More) => {
                     ctx.log
                         .resolved(&self.key, format_args!("{}: collecting again", self.key));
@@ -248,12 +264,7 @@ impl BatchType {
         }
     }
 
-    async fn poll(
-        &self,
-        ctx: &SourceCtx,
-        cur: &mut Cursor,
-        recent: &mut VecDeque<String>,
-    ) -> Result<Poll, Stop> {
+    async fn poll(&self, ctx: &SourceCtx, cur: &mut Cursor) -> Result<Poll, Stop> {
         let page = self.list(ctx, cur.list_token.as_deref()).await?;
         let mut em = Emitter::new(
             ctx,
@@ -263,16 +274,17 @@ impl BatchType {
         for i in cur.file..page.files.len() {
             let Some(file) = page.files.get(i) else { break };
             let path = object_path(&file.url).to_string();
-            if recent.contains(&path) {
+            let id = path_hash(&path);
+            if cur.recent.contains(&id) {
                 ctx.log.debug(format_args!(
                     "{}: {path} was listed again; already delivered, skipped",
                     self.key
                 ));
             } else {
                 self.deliver_file(ctx, cur, i, &file.url, &mut em).await?;
-                recent.push_back(path);
-                if recent.len() > RECENT_FILES {
-                    recent.pop_front();
+                cur.recent.push_back(id);
+                if cur.recent.len() > RECENT_FILES {
+                    cur.recent.pop_front();
                 }
             }
             cur.file = i + 1;
@@ -293,6 +305,7 @@ impl BatchType {
                 list_token: Some(next),
                 file: 0,
                 line: 0,
+                recent: std::mem::take(&mut cur.recent),
             };
             em.send(Some(self.commit(cur))).await?;
         }
@@ -426,9 +439,8 @@ impl BatchType {
             cur.line = sink.done();
             if sink.em.full() {
                 let mid = Cursor {
-                    list_token: cur.list_token.clone(),
                     file: index,
-                    line: cur.line,
+                    ..cur.clone()
                 };
                 sink.em.send(Some(self.commit(&mid))).await?;
             }

@@ -50,13 +50,30 @@ pub fn sim_with(f: impl FnOnce(&mut SimConfig)) -> Sim {
     Sim::start(cfg).expect("simulator starts")
 }
 
+/// A fresh, empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "mimecast-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Properties of an instance pointed at `sim`, with its own empty state directory unless
+/// `extra` names one.
 pub fn spec(sim: &Sim, extra: &[(&str, &str)]) -> InstanceSpec {
     let base = sim.base_url();
+    let state = temp_dir("state").to_string_lossy().into_owned();
     let mut props = vec![
         ("client_id", "sim-client"),
         ("client_secret", "sim-secret"),
         ("base_url", base.as_str()),
         ("poll_interval", "1s"),
+        ("state_dir", state.as_str()),
     ];
     for (k, v) in extra {
         props.retain(|(pk, _)| pk != k);

@@ -1,0 +1,331 @@
+//! Durable positions, one file per instance.
+//!
+//! A position (cursor) of a source is written only when the records before it have been taken
+//! by Fluent Bit (the cleanup callback after append), so a crash at any instant loses nothing:
+//! on restart collection resumes from the last written position. Writes are atomic (temporary
+//! file, fsync, rename, fsync of the directory); a corrupt or unreadable file is moved aside and
+//! reported, and collection starts again from `initial_lookback`.
+
+use crate::log::{Level, Logger};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const FORMAT_VERSION: u64 = 1;
+
+pub struct StateStore {
+    path: Option<PathBuf>,
+    data: Mutex<Data>,
+    log: Logger,
+}
+
+#[derive(Default, Clone)]
+struct Data {
+    cursors: BTreeMap<String, String>,
+    reset_token: Option<String>,
+}
+
+/// A name for an instance's state file that stays the same across restarts and differs
+/// between instances that collect different things.
+pub fn file_name(base_url: &str, client_id: &str, selection: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+    for b in base_url
+        .bytes()
+        .chain([0])
+        .chain(client_id.bytes())
+        .chain([0])
+        .chain(selection.bytes())
+    {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    let safe: String = client_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(32)
+        .collect();
+    format!("mimecast-{safe}-{h:016x}.json")
+}
+
+impl StateStore {
+    /// In-memory only (tools and tests).
+    pub fn memory(log: Logger) -> StateStore {
+        StateStore {
+            path: None,
+            data: Mutex::new(Data::default()),
+            log,
+        }
+    }
+
+    /// Opens (creating the directory if needed) and loads the instance's state file.
+    /// Errors name the property and what to do; they make Init fail.
+    pub fn open(
+        dir: &Path,
+        name: &str,
+        reset: Option<&str>,
+        log: Logger,
+    ) -> Result<StateStore, String> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!("property 'state_dir': cannot create '{}': {e}; set state_dir to a directory Fluent Bit can write", dir.display())
+        })?;
+        let probe = dir.join(format!(".{name}.probe"));
+        std::fs::write(&probe, b"ok").map_err(|e| {
+            format!("property 'state_dir': '{}' is not writable: {e}; set state_dir to a directory Fluent Bit can write", dir.display())
+        })?;
+        let _ = std::fs::remove_file(&probe);
+        let path = dir.join(name);
+        let mut data = match std::fs::read(&path) {
+            Ok(bytes) => match parse(&bytes) {
+                Ok(d) => {
+                    log.info(format_args!(
+                        "resuming from saved positions in {}",
+                        path.display()
+                    ));
+                    d
+                }
+                Err(why) => {
+                    let aside = path
+                        .with_extension(format!("corrupt-{}", jiff::Timestamp::now().as_second()));
+                    let moved = std::fs::rename(&path, &aside).is_ok();
+                    log.error(format_args!(
+                        "state file {} is unusable ({why}); {}; collection starts again from initial_lookback",
+                        path.display(),
+                        if moved { format!("kept it as {}", aside.display()) } else { "could not move it aside".into() }
+                    ));
+                    Data::default()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                log.info(format_args!(
+                    "no saved positions yet ({}); starting from initial_lookback",
+                    path.display()
+                ));
+                Data::default()
+            }
+            Err(e) => {
+                return Err(format!(
+                    "property 'state_dir': cannot read '{}': {e}",
+                    path.display()
+                ))
+            }
+        };
+        if let Some(token) = reset {
+            if data.reset_token.as_deref() != Some(token) {
+                if !data.cursors.is_empty() {
+                    log.warn(format_args!("state_reset changed to '{token}': forgetting all saved positions; collection starts again from initial_lookback"));
+                }
+                data = Data {
+                    cursors: BTreeMap::new(),
+                    reset_token: Some(token.to_string()),
+                };
+            }
+        }
+        let store = StateStore {
+            path: Some(path),
+            data: Mutex::new(data),
+            log,
+        };
+        store.save();
+        Ok(store)
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.lock().cursors.get(key).cloned()
+    }
+
+    /// Records positions whose records Fluent Bit has taken, and writes them out.
+    pub fn apply(&self, updates: impl IntoIterator<Item = (String, String)>) {
+        let mut changed = false;
+        {
+            let mut d = self.lock();
+            for (k, v) in updates {
+                if d.cursors.get(&k) != Some(&v) {
+                    d.cursors.insert(k, v);
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.save();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
+        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn save(&self) {
+        let Some(path) = &self.path else { return };
+        let d = self.lock().clone();
+        let doc =
+            json!({"version": FORMAT_VERSION, "reset_token": d.reset_token, "cursors": d.cursors});
+        match write_atomic(path, doc.to_string().as_bytes()) {
+            Ok(()) => self.log.resolved("state-write", "state file written again"),
+            Err(e) => self.log.problem(
+                "state-write",
+                Level::Error,
+                format_args!("cannot write state file {}: {e}; positions are kept in memory and a restart would re-read data", path.display()),
+            ),
+        }
+    }
+}
+
+fn parse(bytes: &[u8]) -> Result<Data, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    let version = v
+        .get("version")
+        .and_then(Value::as_u64)
+        .ok_or("no version")?;
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {version}, this build reads {FORMAT_VERSION}"
+        ));
+    }
+    let cursors = v
+        .get("cursors")
+        .and_then(Value::as_object)
+        .ok_or("no cursors")?
+        .iter()
+        .map(|(k, v)| {
+            v.as_str()
+                .map(|s| (k.clone(), s.to_string()))
+                .ok_or_else(|| format!("cursor '{k}' is not a string"))
+        })
+        .collect::<Result<_, _>>()?;
+    let reset_token = v
+        .get("reset_token")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(Data {
+        cursors,
+        reset_token,
+    })
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::CaptureSink;
+    use std::sync::Arc;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("mc-state-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn logger() -> (Arc<CaptureSink>, Logger) {
+        let cap = Arc::new(CaptureSink::default());
+        (cap.clone(), Logger::new(cap, "mimecast.0"))
+    }
+
+    #[test]
+    fn positions_survive_a_restart() {
+        let dir = tmpdir("restart");
+        let (_, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, log.clone()).unwrap();
+        s.apply([("siem_cg/receipt".to_string(), "c1".to_string())]);
+        s.apply([
+            ("siem_cg/receipt".to_string(), "c2".to_string()),
+            ("siem_cg/av".to_string(), "x".to_string()),
+        ]);
+        drop(s);
+        let s = StateStore::open(&dir, "a.json", None, log).unwrap();
+        assert_eq!(s.get("siem_cg/receipt").as_deref(), Some("c2"));
+        assert_eq!(s.get("siem_cg/av").as_deref(), Some("x"));
+        assert!(!dir.join("a.json.tmp").exists());
+    }
+
+    #[test]
+    fn corrupt_file_is_moved_aside_and_reported() {
+        let dir = tmpdir("corrupt");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.json"), b"{\"version\":1,\"cursors\":{\"k\":").unwrap();
+        let (cap, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, log).unwrap();
+        assert!(s.get("k").is_none());
+        let logs = cap.0.lock().unwrap().clone();
+        assert!(
+            logs.iter().any(|(l, m)| *l == Level::Error
+                && m.contains("unusable")
+                && m.contains("corrupt-")),
+            "{logs:?}"
+        );
+        assert!(std::fs::read_dir(&dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("corrupt-")));
+        std::fs::write(dir.join("b.json"), br#"{"version":99,"cursors":{}}"#).unwrap();
+        let (cap, log) = logger();
+        StateStore::open(&dir, "b.json", None, log).unwrap();
+        assert!(cap
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, m)| m.contains("format version 99")));
+    }
+
+    #[test]
+    fn reset_token_forgets_positions_once() {
+        let dir = tmpdir("reset");
+        let (_, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, log.clone()).unwrap();
+        s.apply([("k".to_string(), "v".to_string())]);
+        drop(s);
+        let s = StateStore::open(&dir, "a.json", Some("2026-11-23"), log.clone()).unwrap();
+        assert!(s.get("k").is_none(), "reset on a new token");
+        s.apply([("k".to_string(), "w".to_string())]);
+        drop(s);
+        let s = StateStore::open(&dir, "a.json", Some("2026-11-23"), log).unwrap();
+        assert_eq!(s.get("k").as_deref(), Some("w"), "same token: kept");
+    }
+
+    #[test]
+    fn unwritable_directory_is_a_clear_error() {
+        let (_, log) = logger();
+        let e = StateStore::open(Path::new("/proc/mimecast-state"), "a.json", None, log)
+            .err()
+            .unwrap();
+        assert!(e.starts_with("property 'state_dir'"), "{e}");
+    }
+
+    #[test]
+    fn file_names_differ_by_selection() {
+        let a = file_name(
+            "https://api.services.mimecast.com",
+            "id-1",
+            "siem_cg:receipt",
+        );
+        let b = file_name("https://api.services.mimecast.com", "id-1", "siem_cg:av");
+        assert_ne!(a, b);
+        assert_eq!(
+            a,
+            file_name(
+                "https://api.services.mimecast.com",
+                "id-1",
+                "siem_cg:receipt"
+            )
+        );
+        assert!(a.starts_with("mimecast-id-1-"));
+    }
+}
