@@ -47,6 +47,7 @@ cat > "$work/fluent-bit.conf" <<CONF
     base_url         $base
     siem_types       receipt, delivery, url protect
     initial_lookback 1h
+    state_dir        $work/state
 
 [OUTPUT]
     Name   stdout
