@@ -16,9 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 
-/// How many finished chunks may wait for collect.
-const CHANNEL_CHUNKS: usize = 8;
-
 /// A source's position, to be persisted once the records before it are delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commit {
@@ -41,6 +38,11 @@ pub struct Counters {
     pub error_records: u64,
 }
 
+/// Queue room a chunk takes: its bytes, at least one (an empty chunk carries a position).
+pub fn charge(buf: &HostBuf) -> usize {
+    buf.len().max(1)
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -50,20 +52,47 @@ pub struct SourceCtx {
     pub cfg: Config,
     pub client: Client,
     pub log: Logger,
-    pub tx: mpsc::Sender<Chunk>,
+    pub tx: mpsc::UnboundedSender<Chunk>,
+    /// Bytes that may wait for collect (one collect's worth): sources wait for room here.
+    pub budget: Arc<tokio::sync::Semaphore>,
     pub state: Arc<StateStore>,
     pub error_records: std::sync::atomic::AtomicU64,
+    /// Buffers handed back by the host or left over from merging, for reuse.
+    pool: Mutex<Vec<HostBuf>>,
 }
 
+/// Buffers kept for reuse; beyond this they are freed.
+const POOL_MAX: usize = 8;
+
 impl SourceCtx {
-    /// Target size of one chunk: small enough that several fit in the channel.
+    /// Target size of one chunk: small, so that the buffers sources fill stay few and pooled
+    /// while one collect gathers many of them.
     pub fn chunk_target(&self) -> usize {
-        (self.cfg.buffer_max_size / 4).clamp(16 << 10, 2 << 20)
+        (self.cfg.buffer_max_size / 16).clamp(16 << 10, 512 << 10)
+    }
+
+    /// An empty buffer, reused when one is available.
+    pub fn take_buffer(&self) -> HostBuf {
+        lock(&self.pool)
+            .pop()
+            .unwrap_or_else(|| HostBuf::with_capacity(self.chunk_target() + (64 << 10)))
+    }
+
+    pub fn return_buffer(&self, mut buf: HostBuf) {
+        if buf.capacity() == 0 || buf.capacity() > 2 * (self.chunk_target() + (64 << 10)) {
+            return;
+        }
+        buf.clear();
+        let mut pool = lock(&self.pool);
+        if pool.len() < POOL_MAX {
+            pool.push(buf);
+        }
     }
 }
 
 struct Outstanding {
     ptr: usize,
+    cap: usize,
     records: usize,
     bytes: usize,
     commits: Vec<Commit>,
@@ -72,9 +101,11 @@ struct Outstanding {
 pub struct Instance {
     pub name: String,
     pub log: Logger,
-    rx: Mutex<mpsc::Receiver<Chunk>>,
+    rx: Mutex<mpsc::UnboundedReceiver<Chunk>>,
     outstanding: Mutex<Option<Outstanding>>,
     held_back: Mutex<Option<Chunk>>,
+    /// The buffer one collect hands over, reused from collect to collect.
+    collect_buf: Mutex<Option<HostBuf>>,
     state: Arc<StateStore>,
     counters: Mutex<Counters>,
     max_buffer: usize,
@@ -92,15 +123,18 @@ impl Instance {
         state: Arc<StateStore>,
     ) -> Result<Arc<Instance>, String> {
         let client = Client::new(&cfg)?;
-        let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let budget = Arc::new(tokio::sync::Semaphore::new(cfg.buffer_max_size));
         let max_buffer = cfg.buffer_max_size;
         let ctx = Arc::new(SourceCtx {
             cfg,
             client,
             log: log.clone(),
             tx,
+            budget,
             state: state.clone(),
             error_records: Default::default(),
+            pool: Mutex::new(Vec::new()),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let run_ctx = ctx.clone();
@@ -114,6 +148,7 @@ impl Instance {
             rx: Mutex::new(rx),
             outstanding: Mutex::new(None),
             held_back: Mutex::new(None),
+            collect_buf: Mutex::new(None),
             state,
             counters: Mutex::new(Counters::default()),
             max_buffer,
@@ -132,6 +167,7 @@ impl Instance {
         }
         let mut rx = lock(&self.rx);
         let mut merged: Option<Chunk> = lock(&self.held_back).take();
+        let mut gathered = false;
         loop {
             if merged
                 .as_ref()
@@ -140,12 +176,24 @@ impl Instance {
                 break;
             }
             let Ok(next) = rx.try_recv() else { break };
+            self.ctx.budget.add_permits(charge(&next.buf));
             match merged.as_mut() {
                 None => merged = Some(next),
                 Some(m) if m.buf.len() + next.buf.len() <= self.max_buffer => {
+                    if !gathered {
+                        // Move the first chunk into the reusable collect buffer.
+                        let mut big = lock(&self.collect_buf)
+                            .take()
+                            .unwrap_or_else(|| HostBuf::with_capacity(self.max_buffer));
+                        big.clear();
+                        big.extend_from_slice(m.buf.as_slice());
+                        self.ctx.return_buffer(std::mem::replace(&mut m.buf, big));
+                        gathered = true;
+                    }
                     m.buf.extend_from_slice(next.buf.as_slice());
                     m.records += next.records;
                     m.commits.extend(next.commits);
+                    self.ctx.return_buffer(next.buf);
                 }
                 Some(_) => {
                     *lock(&self.held_back) = Some(next);
@@ -159,10 +207,12 @@ impl Instance {
             // positions it carries are true now.
             self.state
                 .apply(chunk.commits.into_iter().map(|c| (c.key, c.cursor)));
+            self.ctx.return_buffer(chunk.buf);
             return None;
         }
         *lock(&self.outstanding) = Some(Outstanding {
             ptr: chunk.buf.as_slice().as_ptr() as usize,
+            cap: chunk.buf.capacity(),
             records: chunk.records,
             bytes: chunk.buf.len(),
             commits: chunk.commits,
@@ -170,9 +220,18 @@ impl Instance {
         Some(chunk.buf)
     }
 
+    /// Takes back a buffer the host released, for reuse.
+    pub fn recycle(&self, buf: HostBuf) {
+        if buf.capacity() >= self.max_buffer {
+            *lock(&self.collect_buf) = Some(buf);
+        } else {
+            self.ctx.return_buffer(buf);
+        }
+    }
+
     /// The host appended the buffer at `ptr`: its records are Fluent Bit's now. Returns false
-    /// if `ptr` is not the buffer we handed out.
-    pub fn delivered(&self, ptr: usize) -> bool {
+    /// None if `ptr` is not the buffer we handed out, else the buffer's capacity.
+    pub fn delivered(&self, ptr: usize) -> Option<usize> {
         let out = lock(&self.outstanding).take();
         match out {
             Some(o) if o.ptr == ptr => {
@@ -182,11 +241,11 @@ impl Instance {
                 drop(c);
                 self.state
                     .apply(o.commits.into_iter().map(|c| (c.key, c.cursor)));
-                true
+                Some(o.cap)
             }
             other => {
                 *lock(&self.outstanding) = other;
-                false
+                None
             }
         }
     }

@@ -26,7 +26,25 @@ pub const CG_TYPES: &[&str] = &[
 pub const CI_TYPES: &[&str] = &["entities", "mailflow", "urlclick"];
 
 /// Log sources this build can collect.
-pub const SOURCES: &[&str] = &["siem_cg", "siem_ci"];
+pub const SOURCES: &[&str] = &[
+    "siem_cg",
+    "siem_ci",
+    "ttp_url",
+    "ttp_attachment",
+    "ttp_impersonation",
+    "audit",
+    "dlp",
+    "held_release",
+    "archive_search",
+    "search_logs",
+    "archive_view",
+    "hold_list",
+    "hold_summary",
+    "threat_intel",
+    "dashboard",
+];
+
+pub const THREAT_FEEDS: &[&str] = &["malware_customer", "malware_grid"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SiemMode {
@@ -46,10 +64,13 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "client_secret", default: None, description: "Mimecast API 2.0 client secret (required unless client_secret_file is set); use ${ENV_VAR} to keep it out of the file." },
     Property { name: "client_secret_file", default: None, description: "Path of a file whose first line is the client secret." },
     Property { name: "base_url", default: Some(DEFAULT_BASE_URL), description: "API gateway: https://api.services.mimecast.com (global), https://uk-api.services.mimecast.com or https://us-api.services.mimecast.com. https is required except for loopback addresses." },
-    Property { name: "sources", default: Some("siem_cg"), description: "Comma-separated log sources to collect: siem_cg, siem_ci." },
+    Property { name: "sources", default: Some("siem_cg"), description: "Comma-separated log sources: siem_cg, siem_ci, ttp_url, ttp_attachment, ttp_impersonation, audit, dlp, held_release, archive_search, search_logs, archive_view, hold_list, hold_summary, threat_intel, dashboard." },
     Property { name: "siem_types", default: Some("all ten"), description: "Comma-separated Cloud Gateway SIEM types: receipt, process, delivery, av, spam, journal, internal email protect, impersonation protect, url protect, attachment protect." },
     Property { name: "siem_ci_types", default: Some("entities, mailflow, urlclick"), description: "Comma-separated Cloud Integrated SIEM types." },
-    Property { name: "siem_mode", default: Some("batch"), description: "batch (gzip files, recommended by Mimecast) or stream." },
+    Property { name: "siem_mode", default: Some("batch"), description: "batch (gzip files, recommended by Mimecast) or stream (events inline, last 24 hours only)." },
+    Property { name: "overlap", default: Some("30m"), description: "The /api/... log sources read this much before their last position again, for records Mimecast makes visible late (audit); records already emitted are not emitted again." },
+    Property { name: "threat_intel_feeds", default: Some("malware_customer, malware_grid"), description: "Threat-intel feeds to collect." },
+    Property { name: "threat_intel_format", default: Some("stix"), description: "stix (one record per indicator, related objects resolved) or csv (one record per row)." },
     Property { name: "poll_interval", default: Some("5m"), description: "Wait between polls once a source has caught up (s, m, h, d suffixes)." },
     Property { name: "initial_lookback", default: Some("24h"), description: "How far back the first run starts; each source caps it at its API retention (7d for SIEM batch)." },
     Property { name: "page_size", default: Some("100"), description: "Items per API page (1-500)." },
@@ -77,6 +98,9 @@ pub struct Config {
     pub buffer_max_size: usize,
     pub state_dir: PathBuf,
     pub state_reset: Option<String>,
+    pub overlap: Duration,
+    pub threat_intel_feeds: Vec<String>,
+    pub threat_intel_format: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -301,6 +325,7 @@ impl Config {
             }
         };
         let poll_interval = duration("poll_interval", 300, 1, 86_400);
+        let overlap = duration("overlap", 1800, 0, 86_400);
         let initial_lookback = duration("initial_lookback", 86_400, 0, 60 * 86_400);
         let request_timeout = duration("request_timeout", 30, 1, 600);
         let page_size = match get("page_size") {
@@ -329,6 +354,29 @@ impl Config {
                 }
             },
         };
+        let threat_intel_feeds = get("threat_intel_feeds")
+            .map(|v| list(&v))
+            .unwrap_or_else(|| THREAT_FEEDS.iter().map(|s| s.to_string()).collect());
+        for f in &threat_intel_feeds {
+            if !THREAT_FEEDS.contains(&f.as_str()) {
+                err(
+                    "threat_intel_feeds",
+                    format!(
+                        "'{f}' is not a feed; choose from: {}",
+                        THREAT_FEEDS.join(", ")
+                    ),
+                );
+            }
+        }
+        let threat_intel_format = get("threat_intel_format")
+            .map(|s| s.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| "stix".into());
+        if threat_intel_format != "stix" && threat_intel_format != "csv" {
+            err(
+                "threat_intel_format",
+                format!("'{threat_intel_format}' is not stix or csv"),
+            );
+        }
         let ca_file = get("ca_file").map(PathBuf::from);
         if let Some(p) = &ca_file {
             if let Err(e) = std::fs::metadata(p) {
@@ -356,6 +404,9 @@ impl Config {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
             state_reset: get("state_reset"),
+            overlap,
+            threat_intel_feeds,
+            threat_intel_format,
         })
     }
 
@@ -366,6 +417,10 @@ impl Config {
             match s.as_str() {
                 "siem_cg" => parts.push(format!("siem_cg:{}", self.siem_types.join(","))),
                 "siem_ci" => parts.push(format!("siem_ci:{}", self.siem_ci_types.join(","))),
+                "threat_intel" => parts.push(format!(
+                    "threat_intel:{}",
+                    self.threat_intel_feeds.join(",")
+                )),
                 other => parts.push(other.to_string()),
             }
         }

@@ -27,12 +27,15 @@ pub enum TimeField {
     EpochMillis(&'static str),
     /// A date string (`2024-11-17T20:16:00+0000`, RFC 3339, ...).
     Text(&'static str),
+    /// No time field: the time of collection (snapshots).
+    Now,
 }
 
 impl TimeField {
     fn name(&self) -> &'static str {
         match self {
             TimeField::EpochMillis(n) | TimeField::Text(n) => n,
+            TimeField::Now => "",
         }
     }
 }
@@ -322,7 +325,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
         let _ = rmp::encode::write_str(&mut *self.out, v);
-        Ok(self.want == v)
+        Ok(!self.want.is_empty() && self.want == v)
     }
 }
 
@@ -462,6 +465,20 @@ pub fn encode_record(
     source: &str,
 ) -> Result<EventTime, EncodeError> {
     encode_json(out, json, time, &[(SOURCE_FIELD, source)])
+}
+
+/// Same, with more string fields added to the body.
+pub fn encode_record_with(
+    out: &mut HostBuf,
+    json: &[u8],
+    time: TimeField,
+    source: &str,
+    more: &[(&str, &str)],
+) -> Result<EventTime, EncodeError> {
+    let mut extra: Vec<(&str, &str)> = Vec::with_capacity(more.len() + 1);
+    extra.push((SOURCE_FIELD, source));
+    extra.extend_from_slice(more);
+    encode_json(out, json, time, &extra)
 }
 
 #[cfg(test)]

@@ -236,6 +236,119 @@ pub fn decode_strict(buf: &[u8]) -> Result<Vec<(u32, u32, rmpv::Value)>, String>
 /// (as Fluent Bit appends a buffer to its chunk before cleanup). The CLI prints them.
 pub type Printer = Arc<dyn Fn(&[Record]) + Send + Sync>;
 
+/// Validates a buffer with the same rules as `decode_strict` without building values (the
+/// benchmark's count mode): returns the number of records.
+pub fn validate_strict(buf: &[u8]) -> Result<usize, String> {
+    use rmp::Marker as M;
+    fn len_of(rd: &mut &[u8], m: M) -> Result<Option<(u32, u8)>, String> {
+        // (length, kind) where kind 0 = bytes to skip, 1 = array items, 2 = map pairs
+        let rd_n = |rd: &mut &[u8], n: usize| -> Result<u32, String> {
+            if rd.len() < n {
+                return Err("truncated length".into());
+            }
+            let mut v = 0u32;
+            for b in &rd[..n] {
+                v = v << 8 | *b as u32;
+            }
+            *rd = &rd[n..];
+            Ok(v)
+        };
+        Ok(Some(match m {
+            M::Null | M::True | M::False | M::FixPos(_) | M::FixNeg(_) => (0, 0),
+            M::U8 | M::I8 => (1, 0),
+            M::U16 | M::I16 => (2, 0),
+            M::U32 | M::I32 | M::F32 => (4, 0),
+            M::U64 | M::I64 | M::F64 => (8, 0),
+            M::FixStr(n) => (n as u32, 0),
+            M::Str8 | M::Bin8 => (rd_n(rd, 1)?, 0),
+            M::Str16 | M::Bin16 => (rd_n(rd, 2)?, 0),
+            M::Str32 | M::Bin32 => (rd_n(rd, 4)?, 0),
+            M::FixArray(n) => (n as u32, 1),
+            M::Array16 => (rd_n(rd, 2)?, 1),
+            M::Array32 => (rd_n(rd, 4)?, 1),
+            M::FixMap(n) => (n as u32, 2),
+            M::Map16 => (rd_n(rd, 2)?, 2),
+            M::Map32 => (rd_n(rd, 4)?, 2),
+            M::FixExt1 => (2, 0),
+            M::FixExt2 => (3, 0),
+            M::FixExt4 => (5, 0),
+            M::FixExt8 => (9, 0),
+            M::FixExt16 => (17, 0),
+            M::Ext8 => (rd_n(rd, 1)? + 1, 0),
+            M::Ext16 => (rd_n(rd, 2)? + 1, 0),
+            M::Ext32 => (rd_n(rd, 4)? + 1, 0),
+            M::Reserved => return Ok(None),
+        }))
+    }
+    fn skip(rd: &mut &[u8], depth: usize) -> Result<(), String> {
+        if depth > 128 {
+            return Err("nested too deep".into());
+        }
+        let m = rmp::decode::read_marker(rd).map_err(|_| "truncated".to_string())?;
+        let Some((n, kind)) = len_of(rd, m)? else {
+            return Err("reserved marker".into());
+        };
+        match kind {
+            0 => {
+                if rd.len() < n as usize {
+                    return Err("truncated".into());
+                }
+                *rd = &rd[n as usize..];
+            }
+            1 => (0..n).try_for_each(|_| skip(rd, depth + 1))?,
+            _ => (0..n).try_for_each(|_| skip(rd, depth + 1).and_then(|_| skip(rd, depth + 1)))?,
+        }
+        Ok(())
+    }
+    let mut rd = buf;
+    let mut n = 0;
+    while !rd.is_empty() {
+        let at = buf.len() - rd.len();
+        let bad = |why: &str| format!("record {n} at byte {at}: {why}");
+        if rmp::decode::read_marker(&mut rd).ok() != Some(M::FixArray(2)) {
+            return Err(bad("not an array of 2"));
+        }
+        match rmp::decode::read_marker(&mut rd).map_err(|_| bad("truncated"))? {
+            M::FixExt8 => {
+                if rd.first() != Some(&0) || rd.len() < 9 {
+                    return Err(bad("timestamp extension is not EventTime"));
+                }
+                let nanos = u32::from_be_bytes([rd[5], rd[6], rd[7], rd[8]]);
+                if nanos >= 1_000_000_000 {
+                    return Err(bad("nanoseconds out of range"));
+                }
+                rd = &rd[9..];
+            }
+            M::FixPos(_) | M::U8 | M::U16 | M::U32 | M::U64 | M::F32 | M::F64 => {
+                return Err(bad(
+                    "integer/float timestamps are valid but this plugin must send EventTime",
+                ));
+            }
+            _ => return Err(bad("invalid timestamp")),
+        }
+        let m = rmp::decode::read_marker(&mut rd).map_err(|_| bad("truncated"))?;
+        let pairs = match len_of(&mut rd, m)? {
+            Some((p, 2)) => p,
+            _ => return Err(bad("body is not a map")),
+        };
+        for _ in 0..pairs {
+            let k = rmp::decode::read_marker(&mut rd).map_err(|_| bad("truncated"))?;
+            match len_of(&mut rd, k)? {
+                Some((len, 0)) if matches!(k, M::FixStr(_) | M::Str8 | M::Str16 | M::Str32) => {
+                    if rd.len() < len as usize {
+                        return Err(bad("truncated key"));
+                    }
+                    rd = &rd[len as usize..];
+                }
+                _ => return Err(bad("non-string key")),
+            }
+            skip(&mut rd, 1).map_err(|e| bad(&e))?;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// What the host does with records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keep {
@@ -990,41 +1103,62 @@ fn collect_once(shared: &Shared, remote: usize, index: usize, tag: &str) {
     }
     // SAFETY: the plugin handed us `len` readable bytes at `data` until cleanup.
     let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
-    match decode_strict(bytes) {
-        Ok(recs) => {
-            let c = &shared.collected;
-            c.buffers.fetch_add(1, Ordering::Relaxed);
-            c.bytes.fetch_add(len as u64, Ordering::Relaxed);
-            c.max_buffer.fetch_max(len as u64, Ordering::Relaxed);
-            c.count.fetch_add(recs.len() as u64, Ordering::Relaxed);
-            if !recs.is_empty() {
-                let mut first = c.first_record_at.lock().unwrap_or_else(|e| e.into_inner());
-                first.get_or_insert_with(Instant::now);
+    if shared.keep == Keep::Count && shared.printer.is_none() {
+        match validate_strict(bytes) {
+            Ok(n) => {
+                let c = &shared.collected;
+                c.buffers.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                c.max_buffer.fetch_max(len as u64, Ordering::Relaxed);
+                c.count.fetch_add(n as u64, Ordering::Relaxed);
+                if n > 0 {
+                    c.first_record_at
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert_with(Instant::now);
+                }
             }
-            let records: Vec<Record> = recs
-                .into_iter()
-                .map(|(secs, nanos, body)| Record {
-                    instance: index,
-                    tag: tag.to_string(),
-                    secs,
-                    nanos,
-                    body,
-                })
-                .collect();
-            if let Some(p) = &shared.printer {
-                p(&records);
-            }
-            if shared.keep == Keep::All {
-                c.records
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend(records);
-            }
-            c.cv.notify_all();
+            Err(e) => shared
+                .collected
+                .violation(format!("buffer of {len} bytes from mimecast.{index}: {e}")),
         }
-        Err(e) => shared
-            .collected
-            .violation(format!("buffer of {len} bytes from mimecast.{index}: {e}")),
+    } else {
+        match decode_strict(bytes) {
+            Ok(recs) => {
+                let c = &shared.collected;
+                c.buffers.fetch_add(1, Ordering::Relaxed);
+                c.bytes.fetch_add(len as u64, Ordering::Relaxed);
+                c.max_buffer.fetch_max(len as u64, Ordering::Relaxed);
+                c.count.fetch_add(recs.len() as u64, Ordering::Relaxed);
+                if !recs.is_empty() {
+                    let mut first = c.first_record_at.lock().unwrap_or_else(|e| e.into_inner());
+                    first.get_or_insert_with(Instant::now);
+                }
+                let records: Vec<Record> = recs
+                    .into_iter()
+                    .map(|(secs, nanos, body)| Record {
+                        instance: index,
+                        tag: tag.to_string(),
+                        secs,
+                        nanos,
+                        body,
+                    })
+                    .collect();
+                if let Some(p) = &shared.printer {
+                    p(&records);
+                }
+                if shared.keep == Keep::All {
+                    c.records
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(records);
+                }
+                c.cv.notify_all();
+            }
+            Err(e) => shared
+                .collected
+                .violation(format!("buffer of {len} bytes from mimecast.{index}: {e}")),
+        }
     }
     // SAFETY: cleanup right after append, as proxy_go_input_cleanup.
     let crc = unsafe {
@@ -1136,6 +1270,46 @@ mod tests {
         let mut bare = Vec::new();
         rmp::encode::write_map_len(&mut bare, 0).unwrap();
         assert!(decode_strict(&bare).is_err(), "bare map");
+    }
+
+    #[test]
+    fn validator_agrees_with_the_decoder() {
+        let mut good = Vec::new();
+        for i in 0..3u32 {
+            rmp::encode::write_array_len(&mut good, 2).unwrap();
+            rmp::encode::write_ext_meta(&mut good, 8, 0).unwrap();
+            good.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
+            rmp::encode::write_map_len(&mut good, 2).unwrap();
+            rmp::encode::write_str(&mut good, "k").unwrap();
+            rmp::encode::write_array_len(&mut good, 2).unwrap();
+            rmp::encode::write_uint(&mut good, i as u64 * 100_000).unwrap();
+            rmp::encode::write_str(&mut good, &"x".repeat(300)).unwrap();
+            rmp::encode::write_str(&mut good, "m").unwrap();
+            rmp::encode::write_map_len(&mut good, 1).unwrap();
+            rmp::encode::write_str(&mut good, "n").unwrap();
+            rmp::encode::write_nil(&mut good).unwrap();
+        }
+        assert_eq!(validate_strict(&good), Ok(3));
+        assert_eq!(decode_strict(&good).unwrap().len(), 3);
+        let mut valid_cuts = 0;
+        for cut in 1..good.len() {
+            let v = validate_strict(&good[..cut]);
+            let d = decode_strict(&good[..cut]).map(|r| r.len());
+            assert_eq!(v.is_ok(), d.is_ok(), "cut at {cut}");
+            valid_cuts += usize::from(v.is_ok());
+        }
+        assert_eq!(
+            valid_cuts, 2,
+            "only the record boundaries are valid cut points"
+        );
+        let mut bad_key = Vec::new();
+        rmp::encode::write_array_len(&mut bad_key, 2).unwrap();
+        rmp::encode::write_ext_meta(&mut bad_key, 8, 0).unwrap();
+        bad_key.extend_from_slice(&[0; 8]);
+        rmp::encode::write_map_len(&mut bad_key, 1).unwrap();
+        rmp::encode::write_uint(&mut bad_key, 1).unwrap();
+        rmp::encode::write_nil(&mut bad_key).unwrap();
+        assert!(validate_strict(&bad_key).is_err());
     }
 
     #[test]

@@ -143,19 +143,29 @@ fn run() -> Result<i32, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let c = host.stop();
+    let peak_kb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
     let first = c
         .first_record_at
         .lock()
         .map(|f| f.map(|t| t.duration_since(started)))
         .unwrap_or(None);
     eprintln!(
-        "fbhost: {} records, {} bytes in {} buffers, first record after {}, {} violations, {} collect errors",
+        "fbhost: {} records, {} bytes in {} buffers (largest {}), first record after {}, {} violations, {} collect errors, peak RSS {} kB",
         c.count.load(Ordering::Relaxed),
         c.bytes.load(Ordering::Relaxed),
         c.buffers.load(Ordering::Relaxed),
+        c.max_buffer.load(Ordering::Relaxed),
         first.map(|d| format!("{:.2}s", d.as_secs_f64())).unwrap_or_else(|| "-".into()),
         c.violations().len(),
         c.collect_errors.load(Ordering::Relaxed),
+        peak_kb,
     );
     Ok(if c.violations().is_empty() { 0 } else { 1 })
 }

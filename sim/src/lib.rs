@@ -313,6 +313,12 @@ impl Sim {
         self.truth(stream, from, to)
     }
 
+    /// The gzip bytes of one batch file (stream name, 15-minute slot), as served.
+    pub fn batch_file_bytes(&self, stream: &str, slot: i64) -> Option<Vec<u8>> {
+        let s = model::stream_id(stream)?;
+        Some(server::batch_file_gz(&self.state, s, slot))
+    }
+
     /// Requests served so far: endpoint -> status -> count (status 0 = connection reset).
     pub fn stats(&self) -> HashMap<String, HashMap<u16, u64>> {
         faults::lock(&self.state.stats).by_endpoint.clone()

@@ -816,6 +816,10 @@ fn gzip(raw: &[u8]) -> Vec<u8> {
     enc.finish().unwrap_or_default()
 }
 
+pub(crate) fn batch_file_gz(st: &State, s: u16, slot: i64) -> Vec<u8> {
+    gzip(&ndjson(st, s, slot, 0))
+}
+
 fn file_size(st: &State, s: u16, slot: i64) -> usize {
     if let Some(n) = lock(&st.sizes).get(&(s, slot)) {
         return *n;

@@ -121,6 +121,22 @@ impl HostBuf {
         }
     }
 
+    /// Takes back a buffer given away by `into_raw`, to reuse it.
+    ///
+    /// # Safety
+    /// `p` must come from `into_raw` of a buffer with capacity `cap`, not freed or reclaimed
+    /// since, and `len <= cap`.
+    pub unsafe fn from_raw(p: *mut u8, len: usize, cap: usize) -> HostBuf {
+        match NonNull::new(p) {
+            Some(ptr) if cap > 0 => HostBuf {
+                ptr,
+                len: len.min(cap),
+                cap,
+            },
+            _ => HostBuf::new(),
+        }
+    }
+
     /// Releases a pointer obtained from `into_raw`.
     ///
     /// # Safety

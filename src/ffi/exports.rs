@@ -275,16 +275,18 @@ fn cleanup(found: Option<(Arc<Instance>, Arc<HostSink>)>, data: *mut c_void) -> 
     if data.is_null() {
         return 0;
     }
-    let known = found
-        .map(|(inst, _)| inst.delivered(data as usize))
-        .unwrap_or(false);
-    // SAFETY: data is a buffer from our collect (HostBuf::into_raw); the host hands it back
-    // exactly once and no longer uses it.
-    unsafe { HostBuf::free_raw(data.cast()) };
-    if known {
-        0
-    } else {
-        FLB_ERROR_RC
+    match found.and_then(|(inst, _)| inst.delivered(data as usize).map(|cap| (inst, cap))) {
+        Some((inst, cap)) => {
+            // SAFETY: data is the buffer our collect handed out (HostBuf::into_raw) with this
+            // capacity; the host hands it back exactly once and no longer uses it.
+            inst.recycle(unsafe { HostBuf::from_raw(data.cast(), 0, cap) });
+            0
+        }
+        None => {
+            // SAFETY: a buffer from our collect that we no longer track; it came from malloc.
+            unsafe { HostBuf::free_raw(data.cast()) };
+            FLB_ERROR_RC
+        }
     }
 }
 

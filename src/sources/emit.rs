@@ -1,13 +1,22 @@
 //! Encodes a source's records into chunks and sends them to collect.
+//!
+//! A chunk goes out when it reaches its target size, when the source is about to wait (end of a
+//! page, caught up), or when its oldest record has waited a second; it carries the latest
+//! position its records complete. Buffers come from the instance's pool, so steady collection
+//! reuses memory instead of mapping fresh pages.
 
 use crate::collect::{Chunk, Commit, SourceCtx};
 use crate::encode::{self, TimeField};
 use crate::ffi::buffer::HostBuf;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 /// The instance is stopping: the receiving side is gone.
 #[derive(Debug)]
 pub struct Closed;
+
+/// Longest a record waits in a partly filled chunk.
+const MAX_HOLD: Duration = Duration::from_millis(250);
 
 pub struct Emitter<'a> {
     ctx: &'a SourceCtx,
@@ -16,6 +25,8 @@ pub struct Emitter<'a> {
     buf: HostBuf,
     records: usize,
     target: usize,
+    position: Option<Commit>,
+    oldest: Option<Instant>,
 }
 
 impl<'a> Emitter<'a> {
@@ -25,46 +36,84 @@ impl<'a> Emitter<'a> {
             ctx,
             source,
             time,
-            buf: HostBuf::with_capacity(target + (64 << 10)),
+            buf: ctx.take_buffer(),
             records: 0,
             target,
+            position: None,
+            oldest: None,
         }
+    }
+
+    fn added(&mut self) {
+        self.records += 1;
+        self.oldest.get_or_insert_with(Instant::now);
     }
 
     /// Encodes one JSON record; an undecodable one becomes an error record instead.
     pub fn record(&mut self, json: &[u8], context: &[(&str, &str)]) {
         match encode::encode_record(&mut self.buf, json, self.time, self.source) {
-            Ok(_) => self.records += 1,
+            Ok(_) => self.added(),
             Err(e) => self.error(&e.to_string(), json, context),
+        }
+    }
+
+    /// Encodes one JSON record with more string fields in its body.
+    pub fn record_with(&mut self, json: &[u8], more: &[(&str, &str)]) {
+        match encode::encode_record_with(&mut self.buf, json, self.time, self.source, more) {
+            Ok(_) => self.added(),
+            Err(e) => self.error(&e.to_string(), json, more),
         }
     }
 
     /// Adds an error record (routed like any other record; marked by `mimecast_error`).
     pub fn error(&mut self, reason: &str, excerpt: &[u8], context: &[(&str, &str)]) {
         encode::encode_error(&mut self.buf, self.source, reason, excerpt, context);
-        self.records += 1;
+        self.added();
         self.ctx.error_records.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn full(&self) -> bool {
-        self.buf.len() >= self.target
+    /// The position the records encoded so far complete.
+    pub fn mark(&mut self, position: Commit) {
+        self.position = Some(position);
     }
 
-    /// Sends what has been encoded, with the position it completes (an empty chunk still
-    /// carries its commit). Waits while the channel is full: that is the back-pressure.
-    pub async fn send(&mut self, commit: Option<Commit>) -> Result<(), Closed> {
-        if self.buf.is_empty() && commit.is_none() {
+    /// Sends the chunk if it is full or its oldest record has waited long enough.
+    pub async fn send_due(&mut self) -> Result<(), Closed> {
+        let due =
+            self.buf.len() >= self.target || self.oldest.is_some_and(|t| t.elapsed() >= MAX_HOLD);
+        if due {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what has been encoded with the latest position (an empty chunk still carries its
+    /// position). Waits while the channel is full: that is the back-pressure.
+    pub async fn send(&mut self) -> Result<(), Closed> {
+        if self.buf.is_empty() && self.position.is_none() {
             return Ok(());
         }
-        let buf = std::mem::replace(
-            &mut self.buf,
-            HostBuf::with_capacity(self.target + (64 << 10)),
-        );
+        let buf = std::mem::replace(&mut self.buf, self.ctx.take_buffer());
         let chunk = Chunk {
             buf,
             records: std::mem::take(&mut self.records),
-            commits: commit.into_iter().collect(),
+            commits: self.position.take().into_iter().collect(),
         };
-        self.ctx.tx.send(chunk).await.map_err(|_| Closed)
+        self.oldest = None;
+        let need = crate::collect::charge(&chunk.buf).min(self.ctx.cfg.buffer_max_size) as u32;
+        let permit = self
+            .ctx
+            .budget
+            .acquire_many(need)
+            .await
+            .map_err(|_| Closed)?;
+        permit.forget();
+        self.ctx.tx.send(chunk).map_err(|_| Closed)
+    }
+}
+
+impl Drop for Emitter<'_> {
+    fn drop(&mut self) {
+        self.ctx.return_buffer(std::mem::take(&mut self.buf));
     }
 }

@@ -1,42 +1,65 @@
 //! The log sources an instance pulls, each in its own module.
 
+pub mod api_logs;
 pub mod emit;
 pub mod gzlines;
 pub mod siem_batch;
+pub mod siem_stream;
+pub mod snapshot;
+pub mod threat_intel;
 
 use crate::collect::SourceCtx;
 use crate::config::SiemMode;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Runs every selected source until the future is dropped.
 pub async fn run_all(ctx: Arc<SourceCtx>) {
-    let mut tasks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> =
-        Vec::new();
+    let mut tasks: Vec<Task> = Vec::new();
     for source in ctx.cfg.sources.clone() {
-        let (family, types) = match source.as_str() {
-            "siem_cg" => (siem_batch::Family::Cg, ctx.cfg.siem_types.clone()),
-            "siem_ci" => (siem_batch::Family::Ci, ctx.cfg.siem_ci_types.clone()),
-            other => {
-                ctx.log.error(format_args!(
-                    "source '{other}' is not implemented in this build"
-                ));
-                continue;
-            }
+        let siem = match source.as_str() {
+            "siem_cg" => Some((siem_batch::Family::Cg, ctx.cfg.siem_types.clone())),
+            "siem_ci" => Some((siem_batch::Family::Ci, ctx.cfg.siem_ci_types.clone())),
+            _ => None,
         };
-        if ctx.cfg.siem_mode == SiemMode::Stream {
-            ctx.log
-                .error("siem_mode stream is not implemented in this build; use siem_mode batch");
-            continue;
-        }
-        for ty in types {
-            tasks.push(Box::pin(
-                siem_batch::BatchType::new(family, &ty).run(ctx.clone()),
+        if let Some((family, types)) = siem {
+            match ctx.cfg.siem_mode {
+                SiemMode::Batch => {
+                    for ty in types {
+                        tasks.push(Box::pin(
+                            siem_batch::BatchType::new(family, &ty).run(ctx.clone()),
+                        ));
+                    }
+                }
+                SiemMode::Stream => {
+                    tasks.push(Box::pin(siem_stream::run(family, types, ctx.clone())))
+                }
+            }
+        } else if let Some(spec) = api_logs::spec(&source) {
+            tasks.push(Box::pin(api_logs::run(spec, ctx.clone())));
+        } else if let Some(spec) = snapshot::spec(&source) {
+            tasks.push(Box::pin(snapshot::run(spec, ctx.clone())));
+        } else if source == "threat_intel" {
+            for feed in ctx.cfg.threat_intel_feeds.clone() {
+                let feed: &'static str = crate::config::THREAT_FEEDS
+                    .iter()
+                    .copied()
+                    .find(|f| *f == feed)
+                    .unwrap_or("malware_customer");
+                tasks.push(Box::pin(threat_intel::run(feed, ctx.clone())));
+            }
+        } else {
+            ctx.log.error(format_args!(
+                "source '{source}' is not implemented in this build"
             ));
         }
     }
     ctx.log.info(format_args!(
-        "collecting {} from {} ({} SIEM type streams)",
+        "collecting {} from {} ({} streams)",
         ctx.cfg.sources.join(", "),
         ctx.cfg.base_url,
         tasks.len()

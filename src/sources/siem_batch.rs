@@ -264,13 +264,27 @@ impl BatchType {
         }
     }
 
+    /// One page. Whatever way it ends, what was encoded is sent with the position reached, so
+    /// the in-memory cursor never runs ahead of the records handed over.
     async fn poll(&self, ctx: &SourceCtx, cur: &mut Cursor) -> Result<Poll, Stop> {
-        let page = self.list(ctx, cur.list_token.as_deref()).await?;
         let mut em = Emitter::new(
             ctx,
             self.family.source(),
             TimeField::EpochMillis("timestamp"),
         );
+        let result = self.poll_page(ctx, cur, &mut em).await;
+        em.mark(self.commit(cur));
+        em.send().await?;
+        result
+    }
+
+    async fn poll_page(
+        &self,
+        ctx: &SourceCtx,
+        cur: &mut Cursor,
+        em: &mut Emitter<'_>,
+    ) -> Result<Poll, Stop> {
+        let page = self.list(ctx, cur.list_token.as_deref()).await?;
         for i in cur.file..page.files.len() {
             let Some(file) = page.files.get(i) else { break };
             let path = object_path(&file.url).to_string();
@@ -281,7 +295,7 @@ impl BatchType {
                     self.key
                 ));
             } else {
-                self.deliver_file(ctx, cur, i, &file.url, &mut em).await?;
+                self.deliver_file(ctx, cur, i, &file.url, em).await?;
                 cur.recent.push_back(id);
                 if cur.recent.len() > RECENT_FILES {
                     cur.recent.pop_front();
@@ -289,7 +303,8 @@ impl BatchType {
             }
             cur.file = i + 1;
             cur.line = 0;
-            em.send(Some(self.commit(cur))).await?;
+            em.mark(self.commit(cur));
+            em.send_due().await?;
         }
         let stuck = page.next.is_some() && page.next == cur.list_token;
         if stuck && !page.caught_up {
@@ -307,7 +322,7 @@ impl BatchType {
                 line: 0,
                 recent: std::mem::take(&mut cur.recent),
             };
-            em.send(Some(self.commit(cur))).await?;
+            em.mark(self.commit(cur));
         }
         Ok(if page.caught_up || page.files.is_empty() {
             Poll::CaughtUp
@@ -437,13 +452,12 @@ impl BatchType {
                 }
             }
             cur.line = sink.done();
-            if sink.em.full() {
-                let mid = Cursor {
-                    file: index,
-                    ..cur.clone()
-                };
-                sink.em.send(Some(self.commit(&mid))).await?;
-            }
+            let mid = Cursor {
+                file: index,
+                ..cur.clone()
+            };
+            sink.em.mark(self.commit(&mid));
+            sink.em.send_due().await?;
         }
         if let Err(e) = gz.finish(&mut |l| sink.line(l)) {
             cur.line = sink.done();

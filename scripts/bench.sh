@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Benchmark: builds in release and prints the in-process limit, the plugin path figures and
+# their ratio. `scripts/bench.sh --long` uses a 5M-event backlog; `--events N` sets any size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --workspace --quiet
+exec target/release/mimecast-bench "$@"
