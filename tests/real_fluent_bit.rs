@@ -1,0 +1,242 @@
+//! Against a real Fluent Bit: runs only when FLUENT_BIT_BIN names a fluent-bit executable
+//! (built with Go/proxy plugin support), and says so when it skips.
+//!
+//!     FLUENT_BIT_BIN=/path/to/fluent-bit cargo test --test real_fluent_bit -- --nocapture
+
+mod common;
+use common::*;
+use mimecast_sim::EventKey;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn fluent_bit() -> Option<PathBuf> {
+    match std::env::var_os("FLUENT_BIT_BIN") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            eprintln!(
+                "SKIPPED: FLUENT_BIT_BIN is not set; these tests need a real fluent-bit executable"
+            );
+            None
+        }
+    }
+}
+
+struct Run {
+    child: Child,
+    out: Arc<Mutex<Vec<serde_json::Value>>>,
+    err: Arc<Mutex<String>>,
+}
+
+fn start(bin: &Path, dir: &Path, plugin: &Plugin, inputs: &str, extra_args: &[&str]) -> Run {
+    std::fs::write(
+        dir.join("plugins.conf"),
+        format!("[PLUGINS]\n    Path {}\n", plugin.path.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("fluent-bit.conf"),
+        format!(
+            "[SERVICE]\n    flush 1\n    log_level info\n    plugins_file {}\n    storage.path {}\n\n{inputs}\n[OUTPUT]\n    Name stdout\n    Match *\n    Format json_lines\n",
+            dir.join("plugins.conf").display(),
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin)
+        .arg("-c")
+        .arg(dir.join("fluent-bit.conf"))
+        .args(extra_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start fluent-bit");
+    let out = Arc::new(Mutex::new(Vec::new()));
+    let err = Arc::new(Mutex::new(String::new()));
+    let (o, e) = (out.clone(), err.clone());
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                o.lock().unwrap().push(v);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut s = e.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    Run { child, out, err }
+}
+
+fn input(sim: &mimecast_sim::Sim, state: &Path, extra: &str) -> String {
+    format!(
+        "[INPUT]\n    Name mimecast\n    client_id sim-client\n    client_secret sim-secret\n    base_url {}\n    state_dir {}\n    poll_interval 1s\n{extra}\n",
+        sim.base_url(),
+        state.display()
+    )
+}
+
+fn sigterm(run: &mut Run) -> std::process::ExitStatus {
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "fluent-bit did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn keys(out: &[serde_json::Value]) -> Vec<EventKey> {
+    out.iter().filter_map(mimecast_sim::identity).collect()
+}
+
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_collects_every_event_once_and_stops_cleanly() {
+    let Some(bin) = fluent_bit() else { return };
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let dir = temp_dir("realfb");
+    let inputs = input(
+        &sim,
+        &dir.join("s0"),
+        "    siem_types receipt\n    Tag mc.receipt\n",
+    ) + &input(&sim, &dir.join("s1"), "    siem_types av\n    Tag mc.av\n");
+    let from = day_start_ms(Duration::from_secs(86_400));
+    let mut run = start(&bin, &dir, &plugin, &inputs, &[]);
+    let want: BTreeSet<EventKey> = truth(&sim, &["receipt", "av"], from);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        let got: BTreeSet<EventKey> = keys(&run.out.lock().unwrap()).into_iter().collect();
+        if got == truth(&sim, &["receipt", "av"], from) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let status = sigterm(&mut run);
+    let out = run.out.lock().unwrap().clone();
+    let err = run.err.lock().unwrap().clone();
+    let got = keys(&out);
+    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
+    assert!(
+        want.is_subset(&unique),
+        "missing {}\n{err}",
+        want.difference(&unique).count()
+    );
+    assert_eq!(got.len(), unique.len(), "duplicates");
+    for r in &out {
+        let ts = r["timestamp"].as_f64().unwrap();
+        assert!(
+            (r["date"].as_f64().unwrap() * 1000.0 - ts).abs() < 1.0,
+            "event time is the record's timestamp"
+        );
+    }
+    assert!(status.success(), "exit {status:?}\n{err}");
+    assert!(
+        err.contains("[input:mimecast:mimecast.0]") && err.contains("[input:mimecast:mimecast.1]"),
+        "{err}"
+    );
+    assert!(!err.contains("sim-secret"), "secret in the log");
+}
+
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_refuses_an_invalid_configuration() {
+    let Some(bin) = fluent_bit() else { return };
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let dir = temp_dir("realfb-bad");
+    let inputs = input(
+        &sim,
+        &dir.join("s"),
+        "    page_size 9000\n    siem_types receipt, nonsense\n",
+    );
+    let mut run = start(&bin, &dir, &plugin, &inputs, &[]);
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "fluent-bit kept running with an invalid configuration"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let err = run.err.lock().unwrap().clone();
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("property 'page_size': '9000'"), "{err}");
+    assert!(err.contains("'nonsense'"), "{err}");
+}
+
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_hot_reload_keeps_collecting() {
+    let Some(bin) = fluent_bit() else { return };
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let dir = temp_dir("realfb-reload");
+    let inputs = input(&sim, &dir.join("s"), "    siem_types spam\n");
+    let mut run = start(&bin, &dir, &plugin, &inputs, &["-Y"]);
+    let t = Instant::now();
+    while run.out.lock().unwrap().is_empty() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !run.out.lock().unwrap().is_empty(),
+        "{}",
+        run.err.lock().unwrap()
+    );
+    // Reload with another type: the library stays loaded, instances are replaced.
+    let inputs = input(&sim, &dir.join("s2"), "    siem_types journal\n");
+    std::fs::write(
+        dir.join("fluent-bit.conf"),
+        format!(
+            "[SERVICE]\n    flush 1\n    log_level info\n    plugins_file {}\n\n{inputs}\n[OUTPUT]\n    Name stdout\n    Match *\n    Format json_lines\n",
+            dir.join("plugins.conf").display()
+        ),
+    )
+    .unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGHUP) };
+    let t = Instant::now();
+    let mut journal = false;
+    while t.elapsed() < Duration::from_secs(40) && !journal {
+        journal = run
+            .out
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == "journal");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = sigterm(&mut run);
+    let err = run.err.lock().unwrap().clone();
+    assert!(journal, "no records after the reload\n{err}");
+    assert!(status.success(), "exit {status:?}\n{err}");
+}
