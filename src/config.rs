@@ -78,6 +78,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "ca_file", default: None, description: "Extra PEM CA certificate(s) to trust, for TLS-inspecting proxies; the system trust store is always used too." },
     Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
     Property { name: "state_reset", default: None, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
+    Property { name: "startup_check", default: Some("off"), description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
     Property { name: "buffer_max_size", default: Some("8M"), description: "Most bytes of records handed to Fluent Bit per collect (k, M suffixes; 64k-64M)." },
 ];
 
@@ -101,6 +102,7 @@ pub struct Config {
     pub overlap: Duration,
     pub threat_intel_feeds: Vec<String>,
     pub threat_intel_format: String,
+    pub startup_check: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -377,6 +379,17 @@ impl Config {
                 format!("'{threat_intel_format}' is not stix or csv"),
             );
         }
+        let startup_check = match get("startup_check")
+            .map(|s| s.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("off" | "false" | "no" | "0") => false,
+            Some("on" | "true" | "yes" | "1") => true,
+            Some(other) => {
+                err("startup_check", format!("'{other}' is not on or off"));
+                false
+            }
+        };
         let ca_file = get("ca_file").map(PathBuf::from);
         if let Some(p) = &ca_file {
             if let Err(e) = std::fs::metadata(p) {
@@ -407,6 +420,7 @@ impl Config {
             overlap,
             threat_intel_feeds,
             threat_intel_format,
+            startup_check,
         })
     }
 

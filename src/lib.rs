@@ -9,5 +9,6 @@ pub mod encode;
 pub mod ffi;
 pub mod log;
 pub mod mimecast;
+pub mod probe;
 pub mod sources;
 pub mod state;

@@ -259,41 +259,59 @@ fn spawn_child(cfg: &ChildCfg) -> Child {
         .expect("spawn child host")
 }
 
+/// What the child hosts delivered so far, read incrementally from their output file.
+#[derive(Default)]
 struct Outcome {
     delivered: Vec<EventKey>,
+    got: BTreeSet<EventKey>,
     reported: BTreeSet<EventKey>,
     failed_files: Vec<String>,
+    offset: usize,
+}
+
+impl Outcome {
+    /// Reads the lines appended since the last call (a line cut by a kill is never counted:
+    /// its buffer is delivered again after the restart).
+    fn update(&mut self, path: &std::path::Path) {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        let Some(tail) = bytes.get(self.offset..) else {
+            return;
+        };
+        let complete = tail
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        for line in String::from_utf8_lossy(&tail[..complete]).lines() {
+            let mut it = line.split(' ');
+            let kind = it.next().unwrap_or("");
+            if kind == "f" {
+                self.failed_files.push(it.next().unwrap_or("").to_string());
+                continue;
+            }
+            let n: Vec<i64> = it.filter_map(|x| x.parse().ok()).collect();
+            if n.len() != 3 {
+                continue;
+            }
+            let k = EventKey {
+                stream: n[0] as u16,
+                slot: n[1],
+                idx: n[2] as u32,
+            };
+            if kind == "d" {
+                self.delivered.push(k);
+                self.got.insert(k);
+            } else {
+                self.reported.insert(k);
+            }
+        }
+        self.offset += complete;
+    }
 }
 
 fn read_out(path: &std::path::Path) -> Outcome {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut o = Outcome {
-        delivered: Vec::new(),
-        reported: BTreeSet::new(),
-        failed_files: Vec::new(),
-    };
-    for line in text.lines() {
-        let mut it = line.split(' ');
-        let kind = it.next().unwrap_or("");
-        if kind == "f" {
-            o.failed_files.push(it.next().unwrap_or("").to_string());
-            continue;
-        }
-        let n: Vec<i64> = it.filter_map(|x| x.parse().ok()).collect();
-        if n.len() != 3 {
-            continue; // a line cut by the kill: never counted, the data comes again
-        }
-        let k = EventKey {
-            stream: n[0] as u16,
-            slot: n[1],
-            idx: n[2] as u32,
-        };
-        if kind == "d" {
-            o.delivered.push(k);
-        } else {
-            o.reported.insert(k);
-        }
-    }
+    let mut o = Outcome::default();
+    o.update(path);
     o
 }
 
@@ -345,6 +363,7 @@ fn chaos_kill_restart_loses_and_duplicates_nothing() {
         p("batch_file", FaultKind::Status { code: 500 }, 0.03),
         p("batch_file", FaultKind::ExpiredUrl, 0.05),
         p("batch_file", FaultKind::TruncatedGzip, 0.03),
+        p("batch_file", FaultKind::CorruptGzip, 0.02),
         p("batch_file", FaultKind::MalformedLines { every: 97 }, 0.03),
     ] {
         sim.add_fault(rule);
@@ -365,28 +384,32 @@ fn chaos_kill_restart_loses_and_duplicates_nothing() {
     let mut longest_stall = Duration::ZERO;
 
     // Track progress: longest time a running host delivered nothing new while data was pending.
+    let mut progress = Outcome::default();
+    let mut want = truth(&sim, types, from);
+    let mut want_at = Instant::now();
     let mut watch = |child: &mut Child, run_for: Option<Duration>, until_complete: bool| -> bool {
         let t0 = Instant::now();
-        let mut last_len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        let mut last_count = progress.delivered.len() + progress.reported.len();
         let mut last_growth = t0;
         loop {
-            std::thread::sleep(Duration::from_millis(100));
-            let len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            std::thread::sleep(Duration::from_millis(250));
+            progress.update(&out);
             let now = Instant::now();
-            if len != last_len {
-                last_len = len;
+            let count = progress.delivered.len() + progress.reported.len();
+            if count != last_count {
+                last_count = count;
                 last_growth = now;
             }
-            let o = read_out(&out);
-            let got: BTreeSet<EventKey> = o.delivered.iter().copied().collect();
-            let want = truth(&sim, types, from);
-            let reported: BTreeSet<EventKey> = o
-                .reported
-                .iter()
-                .copied()
-                .chain(reported_by_files(&sim, &o.failed_files, from))
-                .collect();
-            let complete = want.iter().all(|k| got.contains(k) || reported.contains(k));
+            if now - want_at > Duration::from_secs(5) {
+                want = truth(&sim, types, from);
+                want_at = now;
+            }
+            let file_reported = reported_by_files(&sim, &progress.failed_files, from);
+            let complete = want.iter().all(|k| {
+                progress.got.contains(k)
+                    || progress.reported.contains(k)
+                    || file_reported.contains(k)
+            });
             if !complete {
                 longest_stall = longest_stall.max(now - last_growth);
             } else {

@@ -494,3 +494,41 @@ fn buffers_respect_buffer_max_size_and_pause_holds_delivery() {
     );
     assert_exactly_once(&c.snapshot(), &truth(&sim, &["receipt"], from));
 }
+
+#[test]
+fn a_spent_quota_pauses_before_any_429() {
+    let sim = sim_with(|c| {
+        c.rate_limit = Some(mimecast_sim::RateLimit {
+            limit: 4,
+            window: Duration::from_secs(2),
+            headers_always: true,
+        });
+    });
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(
+        &sim,
+        &[("siem_types", "journal"), ("page_size", "10")],
+    ))
+    .unwrap();
+    let from = day_start_ms(DAY);
+    host.start();
+    assert!(wait_complete(
+        &host,
+        &sim,
+        &["journal"],
+        from,
+        Duration::from_secs(120)
+    ));
+    let c = host.stop();
+    assert_exactly_once(&c.snapshot(), &truth(&sim, &["journal"], from));
+    assert!(
+        sim.requests("siem_batch_cg", 200) > 8,
+        "paged through several quota windows"
+    );
+    assert_eq!(
+        sim.requests("siem_batch_cg", 429),
+        0,
+        "X-RateLimit-Remaining: 0 was honoured before a 429"
+    );
+}

@@ -442,7 +442,19 @@ impl Client {
                 }
             };
             match status {
-                200..=299 => return Ok((headers, body)),
+                200..=299 => {
+                    // Out of quota for now: everyone using this client id waits for the reset.
+                    let remaining = headers
+                        .get("x-ratelimit-remaining")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    if remaining == Some(0) {
+                        if let Some(wait) = retry_wait(&headers) {
+                            self.gate.block_for(wait);
+                        }
+                    }
+                    return Ok((headers, body));
+                }
                 401 if !refreshed => {
                     refreshed = true;
                     *self.token.lock().await = None;

@@ -19,6 +19,28 @@ type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Runs every selected source until the future is dropped.
 pub async fn run_all(ctx: Arc<SourceCtx>) {
+    if ctx.cfg.startup_check {
+        match crate::probe::check(&ctx.cfg, false).await {
+            Ok(probes) => {
+                for p in &probes {
+                    let line = format!(
+                        "startup check: {:<18} {:<28} {}",
+                        p.source,
+                        p.verdict.label(),
+                        p.detail
+                    );
+                    if p.verdict == crate::probe::Verdict::Ok {
+                        ctx.log.info(line);
+                    } else {
+                        ctx.log.error(line);
+                    }
+                }
+            }
+            Err(e) => ctx
+                .log
+                .error(format_args!("startup check could not run: {e}")),
+        }
+    }
     let mut tasks: Vec<Task> = Vec::new();
     for source in ctx.cfg.sources.clone() {
         let siem = match source.as_str() {

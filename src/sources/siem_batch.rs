@@ -353,23 +353,9 @@ impl BatchType {
             match err {
                 FileError::Expired(status) if attempt < FILE_ATTEMPTS => {
                     ctx.log.info(format_args!("{}: batch file {path} answered HTTP {status} (URL expired); listing the page again for a fresh URL", self.key));
-                    let page = self.list(ctx, cur.list_token.as_deref()).await?;
-                    match page
-                        .files
-                        .get(index)
-                        .filter(|f| object_path(&f.url) == path)
-                    {
-                        Some(f) => url = f.url.clone(),
-                        None => {
-                            let reason = format!("batch file {path} is no longer listed (past retention?); its undelivered lines are lost at the source");
-                            ctx.log.error(format_args!("{}: {reason}", self.key));
-                            em.error(
-                                &reason,
-                                b"",
-                                &[("mimecast_file", &path), ("type", &self.ty)],
-                            );
-                            return Ok(());
-                        }
+                    match self.relist(ctx, cur, index, &path).await? {
+                        Some(fresh) => url = fresh,
+                        None => return Ok(self.vanished(ctx, &path, em)),
                     }
                 }
                 FileError::Transient(m) if attempt < FILE_ATTEMPTS => {
@@ -379,6 +365,13 @@ impl BatchType {
                         format_args!("{}: downloading {path} failed ({m}); retrying", self.key),
                     );
                     super::pause(ctx.client.backoff.delay(attempt)).await;
+                    if attempt >= 2 {
+                        // Retried already: the URL itself may be the problem; take a fresh one.
+                        match self.relist(ctx, cur, index, &path).await? {
+                            Some(fresh) => url = fresh,
+                            None => return Ok(self.vanished(ctx, &path, em)),
+                        }
+                    }
                 }
                 FileError::Corrupt(m) if attempt < 2 => {
                     ctx.log.warn(format_args!(
@@ -405,6 +398,30 @@ impl BatchType {
                 }
             }
         }
+    }
+
+    /// Lists the current page again and returns a fresh URL for the file at `index`, or None if
+    /// the page no longer holds it.
+    async fn relist(
+        &self,
+        ctx: &SourceCtx,
+        cur: &Cursor,
+        index: usize,
+        path: &str,
+    ) -> Result<Option<String>, Stop> {
+        let page = self.list(ctx, cur.list_token.as_deref()).await?;
+        Ok(page
+            .files
+            .get(index)
+            .filter(|f| object_path(&f.url) == path)
+            .map(|f| f.url.clone()))
+    }
+
+    /// Reports a file that is no longer listed (past retention): its rest is lost at the source.
+    fn vanished(&self, ctx: &SourceCtx, path: &str, em: &mut Emitter<'_>) {
+        let reason = format!("batch file {path} is no longer listed (past retention?); its undelivered lines are lost at the source");
+        ctx.log.error(format_args!("{}: {reason}", self.key));
+        em.error(&reason, b"", &[("mimecast_file", path), ("type", &self.ty)]);
     }
 
     /// One download attempt. Lines before `cur.line` were delivered already and are skipped;

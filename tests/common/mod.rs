@@ -14,16 +14,45 @@ pub struct Plugin {
     pub path: PathBuf,
 }
 
+/// Builds the plugin's shared library (cargo test compiles the library only as an rlib for
+/// linking the tests), once per test process, with this test's profile and target directory.
+fn built_plugin() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            let profile_dir = exe
+                .parent()
+                .and_then(|deps| deps.parent())
+                .expect("target/<profile>")
+                .to_path_buf();
+            let target_dir = profile_dir
+                .parent()
+                .expect("target directory")
+                .to_path_buf();
+            let mut cmd = std::process::Command::new(
+                std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
+            );
+            cmd.args(["build", "--quiet", "-p", "fluent-bit-mimecast", "--lib"])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build for the plugin");
+            assert!(status.success(), "building the plugin failed");
+            let so = profile_dir.join("libfluent_bit_mimecast.so");
+            assert!(so.exists(), "plugin not built at {}", so.display());
+            so
+        })
+        .clone()
+}
+
 impl Plugin {
     pub fn copy() -> Plugin {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let exe = std::env::current_exe().expect("test executable path");
-        let built = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .map(|dir| dir.join("libfluent_bit_mimecast.so"))
-            .expect("target directory");
-        assert!(built.exists(), "plugin not built at {}", built.display());
+        let built = built_plugin();
         let dir = std::env::temp_dir().join(format!("mimecast-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!(
