@@ -355,7 +355,10 @@ impl BatchType {
                     ctx.log.info(format_args!("{}: batch file {path} answered HTTP {status} (URL expired); listing the page again for a fresh URL", self.key));
                     match self.relist(ctx, cur, index, &path).await? {
                         Some(fresh) => url = fresh,
-                        None => return Ok(self.vanished(ctx, &path, em)),
+                        None => {
+                            self.vanished(ctx, &path, em);
+                            return Ok(());
+                        }
                     }
                 }
                 FileError::Transient(m) if attempt < FILE_ATTEMPTS => {
@@ -369,7 +372,10 @@ impl BatchType {
                         // Retried already: the URL itself may be the problem; take a fresh one.
                         match self.relist(ctx, cur, index, &path).await? {
                             Some(fresh) => url = fresh,
-                            None => return Ok(self.vanished(ctx, &path, em)),
+                            None => {
+                                self.vanished(ctx, &path, em);
+                                return Ok(());
+                            }
                         }
                     }
                 }
