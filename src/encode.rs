@@ -596,6 +596,65 @@ mod tests {
         ));
     }
 
+    /// Seeded mutations of real-looking records (bit flips, cuts, insertions, duplicated
+    /// spans): encoding never panics, and the buffer holds only complete records afterwards.
+    #[test]
+    fn mutated_input_never_breaks_the_buffer() {
+        let seeds = [
+            r#"{"_offset":1,"accountId":"C1","timestamp":1731499059314,"type":"receipt","spamScore":"21","recipients":["a@b.c"],"tags":null,"x":{"y":[1,2.5,-3,true]}}"#,
+            r#"{"eventTime":"2024-11-17T20:16:00+0000","id":"eNo\u00e9\n","hits":1,"impersonationResults":[{"checkerResult":"hit"}]}"#,
+        ];
+        let mut rng: u64 = 0x5EED;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut buf = HostBuf::new();
+        let mut ok = 0;
+        for round in 0..20_000 {
+            let mut line = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..(next() % 4 + 1) {
+                let at = (next() as usize) % (line.len() + 1);
+                match next() % 4 {
+                    0 if !line.is_empty() => {
+                        let i = at.min(line.len() - 1);
+                        line[i] ^= 1 << (next() % 8);
+                    }
+                    1 => line.truncate(at),
+                    2 => line.insert(at, (next() % 256) as u8),
+                    _ => {
+                        let end = (at + (next() as usize % 16)).min(line.len());
+                        let span = line[at..end].to_vec();
+                        line.splice(at..at, span);
+                    }
+                }
+            }
+            let before = buf.len();
+            match encode_record(&mut buf, &line, TimeField::EpochMillis("timestamp"), "fuzz") {
+                Ok(_) => ok += 1,
+                Err(_) => assert_eq!(buf.len(), before, "a failed record left bytes behind"),
+            }
+            if buf.len() > 1 << 20 {
+                let mut rd = buf.as_slice();
+                while !rd.is_empty() {
+                    let v = rmpv::decode::read_value(&mut rd).expect("only complete records");
+                    assert!(v[1].is_map());
+                }
+                buf.clear();
+            }
+        }
+        let mut rd = buf.as_slice();
+        while !rd.is_empty() {
+            rmpv::decode::read_value(&mut rd).expect("only complete records");
+        }
+        assert!(
+            ok > 1000 && ok < 20_000,
+            "mutations both pass and fail ({ok} passed)"
+        );
+    }
+
     #[test]
     fn error_records_are_valid_and_bounded() {
         let mut b = HostBuf::new();

@@ -139,6 +139,7 @@ pub(crate) struct State {
     /// access token -> (client index, expiry in real time)
     pub(crate) tokens: Mutex<HashMap<String, (usize, Instant)>>,
     pub(crate) token_seq: AtomicI64,
+    pub(crate) issued: Mutex<Vec<String>>,
     /// client id -> (window start, requests in window)
     pub(crate) windows: Mutex<HashMap<String, (Instant, u64)>>,
     pub(crate) stats: Mutex<Stats>,
@@ -188,6 +189,7 @@ impl Sim {
             faults: faults::Faults::new(cfg.seed),
             tokens: Mutex::new(HashMap::new()),
             token_seq: AtomicI64::new(0),
+            issued: Mutex::new(Vec::new()),
             windows: Mutex::new(HashMap::new()),
             stats: Mutex::new(Stats::default()),
             sizes: Mutex::new(HashMap::new()),
@@ -286,6 +288,11 @@ impl Sim {
 
     pub fn now_ms(&self) -> i64 {
         self.state.clock.now_ms()
+    }
+
+    /// Every access token issued so far (to check none leaks into logs or records).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        faults::lock(&self.state.issued).clone()
     }
 
     /// Invalidates every access token issued so far.

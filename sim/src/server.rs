@@ -520,6 +520,7 @@ fn token(cx: &Ctx, body: &[u8]) -> Resp {
     );
     let ttl = cx.st.cfg.token_ttl;
     lock(&cx.st.tokens).insert(tok.clone(), (idx, Instant::now() + ttl));
+    lock(&cx.st.issued).push(tok.clone());
     json_resp(
         StatusCode::OK,
         &json!({"access_token": tok, "token_type": "Bearer", "expires_in": ttl.as_secs(), "scope": ""}),

@@ -427,8 +427,14 @@ impl Client {
             };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = match resp.bytes().await {
-                Ok(b) => b,
+            let body = match read_capped(resp, MAX_RESPONSE).await {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return Err(ApiError::Decode(format!(
+                        "{what}: response larger than {} MiB; lower page_size",
+                        MAX_RESPONSE >> 20
+                    )))
+                }
                 Err(e) => {
                     if attempt < self.backoff.attempts {
                         tokio::time::sleep(self.backoff.delay(attempt)).await;
@@ -526,6 +532,27 @@ impl Client {
     pub async fn download(&self, url: &str) -> Result<reqwest::Response, reqwest::Error> {
         self.http.get(url).send().await
     }
+}
+
+/// Largest API response read into memory (batch files are streamed, not read whole).
+pub const MAX_RESPONSE: usize = 64 << 20;
+
+/// Reads a body up to `cap` bytes; None if it is larger.
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if resp.content_length().is_some_and(|n| n as usize > cap) {
+        return Ok(None);
+    }
+    let mut buf = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if buf.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Some(buf.freeze()))
 }
 
 /// How long a 429 asks us to wait: `Retry-After` (seconds) or `X-RateLimit-Reset`

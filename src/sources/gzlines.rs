@@ -151,6 +151,33 @@ mod tests {
         assert!(lines_of(b"", 100).is_err(), "empty");
     }
 
+    /// Seeded corruptions of a gzip stream: errors, never panics, at any chunking.
+    #[test]
+    fn corrupted_gzip_never_panics() {
+        let clean = gz(&b"{\"a\":1}\n{\"b\":[2,3]}\n".repeat(200));
+        let mut rng: u64 = 0xC0FFEE;
+        let mut errors = 0;
+        for _ in 0..3000 {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut data = clean.clone();
+            let at = (rng >> 33) as usize % data.len();
+            match (rng >> 20) % 3 {
+                0 => data[at] ^= 0xff,
+                1 => data.truncate(at),
+                _ => data
+                    .splice(at..at, [0x1f, 0x8b, 0, 0].into_iter())
+                    .for_each(drop),
+            }
+            let piece = 1 + (rng >> 40) as usize % 300;
+            if lines_of(&data, piece).is_err() {
+                errors += 1;
+            }
+        }
+        assert!(errors > 1000, "corruption is detected ({errors} of 3000)");
+    }
+
     #[test]
     fn concatenated_members_and_overlong_lines() {
         let mut data = gz(b"{\"a\":1}\n");
