@@ -166,9 +166,7 @@ mod tests {
             match (rng >> 20) % 3 {
                 0 => data[at] ^= 0xff,
                 1 => data.truncate(at),
-                _ => data
-                    .splice(at..at, [0x1f, 0x8b, 0, 0].into_iter())
-                    .for_each(drop),
+                _ => data.splice(at..at, [0x1f, 0x8b, 0, 0]).for_each(drop),
             }
             let piece = 1 + (rng >> 40) as usize % 300;
             if lines_of(&data, piece).is_err() {
