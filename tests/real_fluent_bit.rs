@@ -32,6 +32,17 @@ struct Run {
 }
 
 fn start(bin: &Path, dir: &Path, plugin: &Plugin, inputs: &str, extra_args: &[&str]) -> Run {
+    start_env(bin, dir, plugin, inputs, extra_args, &[])
+}
+
+fn start_env(
+    bin: &Path,
+    dir: &Path,
+    plugin: &Plugin,
+    inputs: &str,
+    extra_args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     std::fs::write(
         dir.join("plugins.conf"),
         format!("[PLUGINS]\n    Path {}\n", plugin.path.display()),
@@ -50,6 +61,7 @@ fn start(bin: &Path, dir: &Path, plugin: &Plugin, inputs: &str, extra_args: &[&s
         .arg("-c")
         .arg(dir.join("fluent-bit.conf"))
         .args(extra_args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -239,4 +251,55 @@ fn real_fluent_bit_hot_reload_keeps_collecting() {
     let err = run.err.lock().unwrap().clone();
     assert!(journal, "no records after the reload\n{err}");
     assert!(status.success(), "exit {status:?}\n{err}");
+}
+
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_with_the_config_map_refuses_unknown_keys_and_prints_help() {
+    let Some(bin) = fluent_bit() else { return };
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let dir = temp_dir("realfb-map");
+    let inputs = input(&sim, &dir.join("s"), "    poll_intervall 1s\n");
+    let mut run = start_env(
+        &bin,
+        &dir,
+        &plugin,
+        &inputs,
+        &[],
+        &[("MIMECAST_FLB_CONFIG_MAP", "on")],
+    );
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = run.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "unknown key accepted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let err = run.err.lock().unwrap().clone();
+    assert!(!status.success());
+    assert!(
+        err.contains("unknown configuration property 'poll_intervall'")
+            && err.contains("poll_interval"),
+        "{err}"
+    );
+    let help = Command::new(&bin)
+        .arg("-e")
+        .arg(&plugin.path)
+        .args(["-i", "mimecast", "-h"])
+        .env("MIMECAST_FLB_CONFIG_MAP", "on")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&help.stdout);
+    for p in fluent_bit_mimecast::config::PROPERTIES {
+        assert!(text.contains(p.name), "help lacks {}:\n{text}", p.name);
+    }
 }

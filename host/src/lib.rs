@@ -657,6 +657,8 @@ pub enum HostError {
     Load(String),
     Register(String),
     InitFailed(usize),
+    /// A 5.1.1+ host with the plugin's config map refuses keys the map does not list.
+    UnknownProperty(String),
 }
 
 impl std::fmt::Display for HostError {
@@ -665,11 +667,14 @@ impl std::fmt::Display for HostError {
             HostError::Load(m) => write!(f, "cannot load plugin: {m}"),
             HostError::Register(m) => write!(f, "register failed: {m}"),
             HostError::InitFailed(i) => write!(f, "instance {i} failed to initialize"),
+            HostError::UnknownProperty(k) => write!(f, "unknown configuration property '{k}'"),
         }
     }
 }
 
 pub struct Host {
+    /// Property names of the plugin's config map, when a 5.1.1+ host was given one.
+    pub config_map: Option<Vec<String>>,
     lib: Option<libloading::Library>,
     shared: Arc<Shared>,
     def: Guarded,
@@ -748,9 +753,11 @@ impl Host {
             exit: sym(&lib, "FLBPluginExit"),
         };
         let def = Self::register(&syms, gen, 0)?;
+        let config_map = Self::read_config_map(&def, gen);
         let (plugin, api) = Self::plugin_struct(&syms, gen);
         let collected = Arc::new(Collected::default());
         Ok(Host {
+            config_map,
             lib: Some(lib),
             shared: Arc::new(Shared {
                 gen,
@@ -802,6 +809,32 @@ impl Host {
         Ok(def)
     }
 
+    /// On 5.1.1+ the host reads `config_map` (offset 40) and copies the NULL-terminated table.
+    fn read_config_map(def: &Guarded, gen: Generation) -> Option<Vec<String>> {
+        if gen < Generation::V5_1_1 {
+            return None;
+        }
+        let table = def.word(40) as *const abi::flb_config_map;
+        if table.is_null() {
+            return None;
+        }
+        let mut names = Vec::new();
+        for i in 0..10_000 {
+            // SAFETY: the plugin hands a NULL-terminated array of flb_config_map.
+            let e = unsafe { &*table.add(i) };
+            if e.name.is_null() {
+                break;
+            }
+            // SAFETY: names are NUL-terminated C strings.
+            names.push(
+                unsafe { CStr::from_ptr(e.name) }
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+        Some(names)
+    }
+
     fn plugin_struct(syms: &Syms, gen: Generation) -> (Guarded, Guarded) {
         let api = Guarded::new(if gen.has_ctx() { 72 } else { 56 });
         let fns: [usize; 9] = [
@@ -840,6 +873,16 @@ impl Host {
     /// Adds an instance: Init on its own thread (waiting for the result, as instances are
     /// initialised one after another), then PreRun. Collecting starts with `start()`.
     pub fn add_instance(&mut self, spec: InstanceSpec) -> Result<usize, HostError> {
+        if let Some(names) = &self.config_map {
+            for (k, _) in &spec.props {
+                if !host_key(k)
+                    && !k.eq_ignore_ascii_case("name")
+                    && !names.iter().any(|n| n.eq_ignore_ascii_case(k))
+                {
+                    return Err(HostError::UnknownProperty(k.clone()));
+                }
+            }
+        }
         let index = self.next_index;
         self.next_index += 1;
         let name = format!("mimecast.{index}");

@@ -64,7 +64,9 @@ pub extern "C" fn FLBPluginPreRegister(_hot_reloading: c_int) -> c_int {
 }
 
 /// Fills the fields every host generation has (the first 32 bytes of the def). `event_type`
-/// and `config_map` are never written: a host older than 5.0 / 5.1.1 did not allocate them.
+/// is never written, and `config_map` only when the operator says the host is 5.1.1 or newer
+/// (`MIMECAST_FLB_CONFIG_MAP=on`): a host older than 5.0 / 5.1.1 did not allocate those fields,
+/// and nothing the plugin can see during Register tells the versions apart.
 ///
 /// # Safety
 /// `def` must be null or point to the host's zeroed `flb_plugin_proxy_def`.
@@ -86,8 +88,26 @@ pub unsafe extern "C" fn FLBPluginRegister(def: *mut abi::flb_plugin_proxy_def_v
                 .as_ptr()
                 .cast_mut();
         }
+        if config_map_wanted() {
+            // SAFETY: the operator declared a 5.1.1+ host, whose def is the 48-byte layout with
+            // config_map at offset 40; the table is static and lives as long as the library.
+            unsafe {
+                (*(def as *mut abi::flb_plugin_proxy_def)).config_map = super::config_map::table()
+            };
+        }
         0
     })
+}
+
+fn config_map_wanted() -> bool {
+    std::env::var("MIMECAST_FLB_CONFIG_MAP")
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "on" | "1" | "true" | "yes"
+            )
+        })
+        .unwrap_or(false)
 }
 
 /// Which `flbgo_input_plugin` layout the host gave us, told apart by what it stored at
