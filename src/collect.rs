@@ -239,6 +239,7 @@ impl Instance {
                 c.records_delivered += o.records as u64;
                 c.bytes_delivered += o.bytes as u64;
                 drop(c);
+                self.ctx.client.metrics.delivered(o.bytes as u64);
                 self.state
                     .apply(o.commits.into_iter().map(|c| (c.key, c.cursor)));
                 Some(o.cap)
@@ -248,6 +249,11 @@ impl Instance {
                 None
             }
         }
+    }
+
+    /// The instance's figures (for metrics).
+    pub fn metrics(&self) -> crate::metrics::Snapshot {
+        self.ctx.client.metrics.snapshot()
     }
 
     pub fn counters(&self) -> Counters {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod encode;
 pub mod ffi;
 pub mod log;
+pub mod metrics;
 pub mod mimecast;
 pub mod probe;
 pub mod sources;

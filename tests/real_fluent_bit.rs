@@ -303,3 +303,91 @@ fn real_fluent_bit_with_the_config_map_refuses_unknown_keys_and_prints_help() {
         assert!(text.contains(p.name), "help lacks {}:\n{text}", p.name);
     }
 }
+
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_exposes_the_plugin_metrics() {
+    let Some(bin) = fluent_bit() else { return };
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let dir = temp_dir("realfb-metrics");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.join("plugins.conf"),
+        format!("[PLUGINS]\n    Path {}\n", plugin.path.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("fluent-bit.conf"),
+        format!(
+            "[SERVICE]\n    flush 1\n    plugins_file {}\n    http_server on\n    http_listen 127.0.0.1\n    http_port {port}\n\n{}\n[OUTPUT]\n    Name null\n    Match *\n",
+            dir.join("plugins.conf").display(),
+            input(&sim, &dir.join("s"), "    siem_types av\n    sources siem_cg,audit\n")
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(&bin)
+        .arg("-c")
+        .arg(dir.join("fluent-bit.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fetch = || -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        let _ = write!(
+            s,
+            "GET /api/v2/metrics/prometheus HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let total = |text: &str, metric: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(metric) && l.contains("name=\"mimecast.0\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let t = Instant::now();
+    let mut text = String::new();
+    while t.elapsed() < Duration::from_secs(30) {
+        text = fetch();
+        let ours = total(&text, "fluentbit_input_mimecast_records_total");
+        if ours > 0.0
+            && ours == total(&text, "fluentbit_input_records_total")
+            && text.contains("source=\"audit\"")
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let total = |metric: &str| total(&text, metric);
+    assert!(
+        total("fluentbit_input_mimecast_records_total") > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        total("fluentbit_input_mimecast_records_total"),
+        total("fluentbit_input_records_total"),
+        "plugin and host agree:\n{text}"
+    );
+    assert!(text.contains("fluentbit_input_mimecast_requests_total{name=\"mimecast.0\",endpoint=\"/siem/v1/batch/events/cg\",status=\"200\"}"), "{text}");
+    assert!(
+        text.contains("fluentbit_input_mimecast_lag_seconds"),
+        "{text}"
+    );
+}

@@ -24,6 +24,23 @@ struct Entry {
     thread: ThreadId,
     inst: Arc<Instance>,
     sink: Arc<HostSink>,
+    metrics: Arc<Mutex<MetricsOut>>,
+}
+
+/// Where an instance's figures go: the host's cmetrics, or a log line now and then.
+enum MetricsOut {
+    Cmt(super::cmetrics::CmtPublisher),
+    Log(std::time::Instant),
+}
+
+/// How often figures are logged when the host has no cmetrics.
+const METRICS_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+#[derive(Clone)]
+struct Found {
+    inst: Arc<Instance>,
+    sink: Arc<HostSink>,
+    metrics: Arc<Mutex<MetricsOut>>,
 }
 
 #[derive(Default)]
@@ -41,21 +58,25 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
         .unwrap_or_else(|e| e.into_inner())
 }
 
-fn by_id(id: usize) -> Option<(Arc<Instance>, Arc<HostSink>)> {
-    registry()
-        .entries
-        .iter()
-        .find(|e| e.id == id)
-        .map(|e| (e.inst.clone(), e.sink.clone()))
+fn found(e: &Entry) -> Found {
+    Found {
+        inst: e.inst.clone(),
+        sink: e.sink.clone(),
+        metrics: e.metrics.clone(),
+    }
 }
 
-fn by_thread() -> Option<(Arc<Instance>, Arc<HostSink>)> {
+fn by_id(id: usize) -> Option<Found> {
+    registry().entries.iter().find(|e| e.id == id).map(found)
+}
+
+fn by_thread() -> Option<Found> {
     let me = std::thread::current().id();
     registry()
         .entries
         .iter()
         .find(|e| e.thread == me)
-        .map(|e| (e.inst.clone(), e.sink.clone()))
+        .map(found)
 }
 
 #[no_mangle]
@@ -202,6 +223,13 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
                 return FLB_ERROR_RC;
             }
         };
+        let metrics_out = match super::cmetrics::CmtPublisher::new(&host, &name) {
+            Some(p) => {
+                log.debug("publishing metrics to Fluent Bit's metrics (cmetrics)");
+                MetricsOut::Cmt(p)
+            }
+            None => MetricsOut::Log(std::time::Instant::now()),
+        };
         let id = {
             let mut r = registry();
             r.next_id += 1;
@@ -211,6 +239,7 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
                 thread: std::thread::current().id(),
                 inst,
                 sink,
+                metrics: Arc::new(Mutex::new(metrics_out)),
             });
             id
         };
@@ -236,15 +265,16 @@ pub extern "C" fn FLBPluginInputPreRun(_enable_hot_reload: c_int) -> c_int {
 ///
 /// # Safety
 /// `data` and `len` must be null or valid for a write.
-unsafe fn collect(
-    found: Option<(Arc<Instance>, Arc<HostSink>)>,
-    data: *mut *mut c_void,
-    len: *mut usize,
-) -> c_int {
+unsafe fn collect(found: Option<Found>, data: *mut *mut c_void, len: *mut usize) -> c_int {
     if data.is_null() || len.is_null() {
         return FLB_ERROR_RC;
     }
-    let Some((inst, sink)) = found else {
+    let Some(Found {
+        inst,
+        sink,
+        metrics,
+    }) = found
+    else {
         // SAFETY: checked non-null above.
         unsafe {
             *data = std::ptr::null_mut();
@@ -253,6 +283,7 @@ unsafe fn collect(
         return 0;
     };
     sink.drain();
+    publish_metrics(&inst, &metrics);
     let (ptr, n) = match inst.collect() {
         Some(buf) => buf.into_raw(),
         None => (std::ptr::null_mut(), 0),
@@ -264,6 +295,24 @@ unsafe fn collect(
         *len = n;
     }
     0
+}
+
+/// Publishes the instance's figures: to cmetrics on every collect, or as a log line a minute.
+fn publish_metrics(inst: &Instance, out: &Mutex<MetricsOut>) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+    match &mut *out {
+        MetricsOut::Cmt(p) => p.publish(&inst.metrics(), now_ms),
+        MetricsOut::Log(last) if last.elapsed() >= METRICS_LOG_EVERY => {
+            *last = std::time::Instant::now();
+            inst.log
+                .info(crate::metrics::summary_line(&inst.metrics(), now_ms));
+        }
+        MetricsOut::Log(_) => {}
+    }
 }
 
 /// # Safety
@@ -291,11 +340,11 @@ pub unsafe extern "C" fn FLBPluginInputCallback(data: *mut *mut c_void, len: *mu
     })
 }
 
-fn cleanup(found: Option<(Arc<Instance>, Arc<HostSink>)>, data: *mut c_void) -> c_int {
+fn cleanup(found: Option<Found>, data: *mut c_void) -> c_int {
     if data.is_null() {
         return 0;
     }
-    match found.and_then(|(inst, _)| inst.delivered(data as usize).map(|cap| (inst, cap))) {
+    match found.and_then(|f| f.inst.delivered(data as usize).map(|cap| (f.inst, cap))) {
         Some((inst, cap)) => {
             // SAFETY: data is the buffer our collect handed out (HostBuf::into_raw) with this
             // capacity; the host hands it back exactly once and no longer uses it.
@@ -329,7 +378,7 @@ pub extern "C" fn FLBPluginInputCleanupCallback(data: *mut c_void) -> c_int {
 #[no_mangle]
 pub extern "C" fn FLBPluginInputPause() {
     boundary("FLBPluginInputPause", (), || {
-        if let Some((inst, _)) = by_thread() {
+        if let Some(Found { inst, .. }) = by_thread() {
             inst.log
                 .debug("paused by the host; pulling slows down as the hand-off fills");
         }
@@ -339,7 +388,7 @@ pub extern "C" fn FLBPluginInputPause() {
 #[no_mangle]
 pub extern "C" fn FLBPluginInputResume() {
     boundary("FLBPluginInputResume", (), || {
-        if let Some((inst, _)) = by_thread() {
+        if let Some(Found { inst, .. }) = by_thread() {
             inst.log.debug("resumed by the host");
         }
     })
@@ -348,7 +397,7 @@ pub extern "C" fn FLBPluginInputResume() {
 #[no_mangle]
 pub extern "C" fn FLBPluginInputPreExit(_shutdown_by_hot_reloading: c_int) {
     boundary("FLBPluginInputPreExit", (), || {
-        if let Some((inst, _)) = by_thread() {
+        if let Some(Found { inst, .. }) = by_thread() {
             inst.begin_shutdown();
         }
     })

@@ -12,6 +12,7 @@ type GetProperty =
     unsafe extern "C" fn(*const c_char, *mut abi::flb_input_instance) -> *const c_char;
 type LogPrint = unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, ...);
 type LogCheck = unsafe extern "C" fn(*mut abi::flb_input_instance, c_int) -> c_int;
+type CmtInstance = unsafe extern "C" fn(*mut abi::flb_input_instance) -> *mut c_void;
 
 /// The host functions one instance uses, copied during Init.
 #[derive(Clone, Copy)]
@@ -19,6 +20,7 @@ pub struct HostApi {
     get_property: Option<GetProperty>,
     log_print: Option<LogPrint>,
     log_check: Option<LogCheck>,
+    cmt_instance: Option<CmtInstance>,
     i_ins: *mut abi::flb_input_instance,
 }
 
@@ -43,18 +45,20 @@ impl HostApi {
             return None;
         }
         // SAFETY: caller guarantees `api` points to a live table; these fields are at
-        // offsets 8, 32 and 40 in every generation (checked in abi tests).
-        let (get_property, log_print, log_check) = unsafe {
+        // offsets 8, 24, 32 and 40 in every generation (checked in abi tests).
+        let (get_property, log_print, log_check, cmt_instance) = unsafe {
             (
                 (*api).input_get_property,
                 (*api).log_print,
                 (*api).input_log_check,
+                (*api).input_get_cmt_instance,
             )
         };
         Some(HostApi {
             get_property,
             log_print,
             log_check,
+            cmt_instance,
             i_ins,
         })
     }
@@ -71,6 +75,14 @@ impl HostApi {
         // SAFETY: the host returns a NUL-terminated string it owns and keeps alive.
         let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
         (!s.is_empty()).then_some(s)
+    }
+
+    /// The instance's cmetrics context, if the host has one.
+    pub fn cmt_instance(&self) -> Option<*mut c_void> {
+        let f = self.cmt_instance?;
+        // SAFETY: host function called with the instance handle it gave us.
+        let p = unsafe { f(self.i_ins) };
+        (!p.is_null()).then_some(p)
     }
 
     pub fn enabled(&self, level: Level) -> bool {

@@ -3,6 +3,7 @@
 
 pub mod abi;
 pub mod buffer;
+pub mod cmetrics;
 pub mod config_map;
 pub mod exports;
 pub mod host;

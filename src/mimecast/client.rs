@@ -247,6 +247,7 @@ pub struct Client {
     secret: SecretString,
     token: tokio::sync::Mutex<Option<Token>>,
     gate: Arc<Gate>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub backoff: Backoff,
 }
 
@@ -313,6 +314,7 @@ impl Client {
             secret: cfg.client_secret.clone(),
             token: tokio::sync::Mutex::new(None),
             gate: gate_for(&format!("{}|{}", cfg.base_url, cfg.client_id)),
+            metrics: Arc::default(),
             backoff: Backoff {
                 base: Duration::from_secs(1),
                 cap: Duration::from_secs(60),
@@ -410,14 +412,27 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             };
-            let req = build(&self.http, &self.base)
+            let req = match build(&self.http, &self.base)
                 .header("Authorization", format!("Bearer {}", token.expose_secret()))
-                .header("Accept", "application/json");
-            let resp = match req.send().await {
+                .header("Accept", "application/json")
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
+                    return Err(ApiError::Decode(format!(
+                        "{what}: cannot build the request: {}",
+                        e.without_url()
+                    )))
+                }
+            };
+            let path = req.url().path().to_string();
+            let resp = match self.http.execute(req).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.metrics.request(&path, 0);
                     let err = transport_error(what, &e);
                     if err.is_retryable() && attempt < self.backoff.attempts {
+                        self.metrics.retry();
                         tokio::time::sleep(self.backoff.delay(attempt)).await;
                         attempt += 1;
                         continue;
@@ -426,6 +441,7 @@ impl Client {
                 }
             };
             let status = resp.status().as_u16();
+            self.metrics.request(&path, status);
             let headers = resp.headers().clone();
             let body = match read_capped(resp, MAX_RESPONSE).await {
                 Ok(Some(b)) => b,
@@ -457,6 +473,7 @@ impl Client {
                     if remaining == Some(0) {
                         if let Some(wait) = retry_wait(&headers) {
                             self.gate.block_for(wait);
+                            self.metrics.rate_limit_wait();
                         }
                     }
                     return Ok((headers, body));
@@ -485,7 +502,9 @@ impl Client {
                     let wait =
                         retry_wait(&headers).unwrap_or_else(|| self.backoff.delay(attempt + 2));
                     self.gate.block_for(wait);
+                    self.metrics.rate_limit_wait();
                     if attempt < self.backoff.attempts {
+                        self.metrics.retry();
                         attempt += 1;
                         continue;
                     }
@@ -493,6 +512,7 @@ impl Client {
                 }
                 s if s >= 500 => {
                     if attempt < self.backoff.attempts {
+                        self.metrics.retry();
                         tokio::time::sleep(self.backoff.delay(attempt)).await;
                         attempt += 1;
                         continue;
@@ -530,7 +550,12 @@ impl Client {
     /// A plain GET of a pre-signed URL: no bearer token (S3 rejects a second auth mechanism,
     /// and the token must never leave for a third party).
     pub async fn download(&self, url: &str) -> Result<reqwest::Response, reqwest::Error> {
-        self.http.get(url).send().await
+        let r = self.http.get(url).send().await;
+        self.metrics.request(
+            "batch_file",
+            r.as_ref().map(|r| r.status().as_u16()).unwrap_or(0),
+        );
+        r
     }
 }
 

@@ -313,12 +313,14 @@ pub async fn run(spec: &'static ApiSpec, ctx: Arc<SourceCtx>) {
     loop {
         let wait = match poll(spec, &ctx, &mut cur).await {
             Ok(()) => {
+                ctx.client.metrics.progress(&key, true, 0);
                 ctx.log
                     .resolved(&key, format_args!("{key}: collecting again"));
                 ctx.cfg.poll_interval
             }
             Err(Stop::Closed) => return,
             Err(Stop::Api(e)) => {
+                ctx.client.metrics.error(e.kind());
                 let level = if e.is_retryable() {
                     Level::Warn
                 } else {

@@ -27,6 +27,10 @@ pub struct Emitter<'a> {
     target: usize,
     position: Option<Commit>,
     oldest: Option<Instant>,
+    /// Name the figures are kept under (the source, or source/type).
+    metrics_key: String,
+    errors: u64,
+    newest_ms: i64,
 }
 
 impl<'a> Emitter<'a> {
@@ -41,7 +45,22 @@ impl<'a> Emitter<'a> {
             target,
             position: None,
             oldest: None,
+            metrics_key: source.to_string(),
+            errors: 0,
+            newest_ms: 0,
         }
+    }
+
+    /// Keeps this emitter's figures under `key` (e.g. `siem_cg/receipt`).
+    pub fn metrics_key(mut self, key: &str) -> Self {
+        self.metrics_key = key.to_string();
+        self
+    }
+
+    fn seen(&mut self, t: encode::EventTime) {
+        self.newest_ms = self
+            .newest_ms
+            .max(t.secs as i64 * 1000 + (t.nanos / 1_000_000) as i64);
     }
 
     fn added(&mut self) {
@@ -52,7 +71,10 @@ impl<'a> Emitter<'a> {
     /// Encodes one JSON record; an undecodable one becomes an error record instead.
     pub fn record(&mut self, json: &[u8], context: &[(&str, &str)]) {
         match encode::encode_record(&mut self.buf, json, self.time, self.source) {
-            Ok(_) => self.added(),
+            Ok(t) => {
+                self.seen(t);
+                self.added()
+            }
             Err(e) => self.error(&e.to_string(), json, context),
         }
     }
@@ -60,7 +82,10 @@ impl<'a> Emitter<'a> {
     /// Encodes one JSON record with more string fields in its body.
     pub fn record_with(&mut self, json: &[u8], more: &[(&str, &str)]) {
         match encode::encode_record_with(&mut self.buf, json, self.time, self.source, more) {
-            Ok(_) => self.added(),
+            Ok(t) => {
+                self.seen(t);
+                self.added()
+            }
             Err(e) => self.error(&e.to_string(), json, more),
         }
     }
@@ -69,6 +94,7 @@ impl<'a> Emitter<'a> {
     pub fn error(&mut self, reason: &str, excerpt: &[u8], context: &[(&str, &str)]) {
         encode::encode_error(&mut self.buf, self.source, reason, excerpt, context);
         self.added();
+        self.errors += 1;
         self.ctx.error_records.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -93,6 +119,13 @@ impl<'a> Emitter<'a> {
         if self.buf.is_empty() && self.position.is_none() {
             return Ok(());
         }
+        let errors = std::mem::take(&mut self.errors);
+        self.ctx.client.metrics.records(
+            &self.metrics_key,
+            self.records as u64 - errors,
+            errors,
+            self.newest_ms,
+        );
         let buf = std::mem::replace(&mut self.buf, self.ctx.take_buffer());
         let chunk = Chunk {
             buf,

@@ -198,12 +198,14 @@ impl BatchType {
                     continue;
                 }
                 Ok(Poll::CaughtUp) => {
+                    ctx.client.metrics.progress(&self.key, true, 0);
                     ctx.log
                         .resolved(&self.key, format_args!("{}: collecting again", self.key));
                     ctx.cfg.poll_interval
                 }
                 Err(Stop::Closed) => return,
                 Err(Stop::Api(e)) => {
+                    ctx.client.metrics.error(e.kind());
                     let level = if e.is_retryable() {
                         Level::Warn
                     } else {
@@ -271,7 +273,8 @@ impl BatchType {
             ctx,
             self.family.source(),
             TimeField::EpochMillis("timestamp"),
-        );
+        )
+        .metrics_key(&self.key);
         let result = self.poll_page(ctx, cur, &mut em).await;
         em.mark(self.commit(cur));
         em.send().await?;
@@ -285,6 +288,8 @@ impl BatchType {
         em: &mut Emitter<'_>,
     ) -> Result<Poll, Stop> {
         let page = self.list(ctx, cur.list_token.as_deref()).await?;
+        let pending = page.files.len().saturating_sub(cur.file) as u64;
+        ctx.client.metrics.progress(&self.key, false, pending);
         for i in cur.file..page.files.len() {
             let Some(file) = page.files.get(i) else { break };
             let path = object_path(&file.url).to_string();

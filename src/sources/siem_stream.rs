@@ -69,6 +69,7 @@ pub async fn run(family: Family, types: Vec<String>, ctx: Arc<SourceCtx>) {
         match poll(family, &types, &key, &ctx, &mut cur).await {
             Ok(None) => return,
             Ok(Some(true)) => {
+                ctx.client.metrics.progress(&key, true, 0);
                 ctx.log
                     .resolved(&key, format_args!("{key}: collecting again"));
                 super::pause(ctx.cfg.poll_interval).await;
@@ -84,6 +85,7 @@ pub async fn run(family: Family, types: Vec<String>, ctx: Arc<SourceCtx>) {
                 cur.next = None;
             }
             Err(e) => {
+                ctx.client.metrics.error(e.kind());
                 let level = if e.is_retryable() {
                     Level::Warn
                 } else {

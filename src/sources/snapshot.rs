@@ -76,6 +76,7 @@ pub async fn run(spec: &'static SnapshotSpec, ctx: Arc<SourceCtx>) {
                 format_args!("{}: collecting again", spec.source),
             ),
             Err(e) => {
+                ctx.client.metrics.error(e.kind());
                 let level = if e.is_retryable() {
                     Level::Warn
                 } else {

@@ -152,6 +152,7 @@ pub async fn run(feed: &'static str, ctx: Arc<SourceCtx>) {
                 .log
                 .resolved(&key, format_args!("{key}: collecting again")),
             Err(e) => {
+                ctx.client.metrics.error(e.kind());
                 let level = if e.is_retryable() {
                     Level::Warn
                 } else {

@@ -1,0 +1,186 @@
+//! Publishes an instance's figures into Fluent Bit's own metrics (the instance's cmetrics
+//! context), through the `cmt_*` functions the fluent-bit executable exports. Resolved at run
+//! time; when the host lacks them, `CmtPublisher::new` returns None and the caller logs the
+//! figures instead.
+
+use super::host::HostApi;
+use crate::metrics::Snapshot;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CString};
+
+type Create = unsafe extern "C" fn(
+    *mut c_void,
+    *mut c_char,
+    *mut c_char,
+    *mut c_char,
+    *mut c_char,
+    c_int,
+    *mut *mut c_char,
+) -> *mut c_void;
+type Set = unsafe extern "C" fn(*mut c_void, u64, f64, c_int, *mut *mut c_char) -> c_int;
+
+/// (name, help, is_counter, label keys after "name")
+const DEFS: &[(&str, &str, bool, &[&str])] = &[
+    ("mimecast_records_total", "Records encoded for Fluent Bit (queued or handed over), per source.", true, &["source"]),
+    ("mimecast_error_records_total", "Error records (data that could not be delivered as it came), per source.", true, &["source"]),
+    ("mimecast_requests_total", "Requests to the Mimecast API and batch-file storage, by path and HTTP status (0: no answer).", true, &["endpoint", "status"]),
+    ("mimecast_retries_total", "Requests retried.", true, &[]),
+    ("mimecast_rate_limit_waits_total", "Waits imposed by Mimecast rate limits (429 or an exhausted quota).", true, &[]),
+    ("mimecast_errors_total", "Failures by kind.", true, &["kind"]),
+    ("mimecast_bytes_total", "Bytes of records handed to Fluent Bit.", true, &[]),
+    ("mimecast_lag_seconds", "Now minus the newest event time seen, per source.", false, &["source"]),
+    ("mimecast_caught_up", "1 when the source has read everything available, per source.", false, &["source"]),
+    ("mimecast_files_pending", "SIEM batch files listed and not yet delivered, per source.", false, &["source"]),
+];
+
+fn sym(name: &std::ffi::CStr) -> *mut c_void {
+    // SAFETY: dlsym with the default handle and a NUL-terminated name only looks symbols up.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
+}
+
+pub struct CmtPublisher {
+    counter_set: Set,
+    gauge_set: Set,
+    /// metric name -> (handle, is_counter)
+    handles: HashMap<&'static str, (*mut c_void, bool)>,
+    instance: CString,
+}
+
+// SAFETY: used only on the instance's own thread (collect); the handles belong to that
+// instance's cmetrics context, which the host keeps until Exit.
+unsafe impl Send for CmtPublisher {}
+
+impl CmtPublisher {
+    pub fn new(host: &HostApi, instance: &str) -> Option<CmtPublisher> {
+        let cmt = host.cmt_instance()?;
+        let (cc, cs, gc, gs) = (
+            sym(c"cmt_counter_create"),
+            sym(c"cmt_counter_set"),
+            sym(c"cmt_gauge_create"),
+            sym(c"cmt_gauge_set"),
+        );
+        if [cc, cs, gc, gs].iter().any(|p| p.is_null()) {
+            return None;
+        }
+        // SAFETY: the host's exported cmetrics functions, with the signatures of
+        // cmetrics/cmt_counter.h and cmt_gauge.h.
+        let (counter_create, counter_set, gauge_create, gauge_set): (Create, Set, Create, Set) = unsafe {
+            (
+                std::mem::transmute::<*mut c_void, Create>(cc),
+                std::mem::transmute::<*mut c_void, Set>(cs),
+                std::mem::transmute::<*mut c_void, Create>(gc),
+                std::mem::transmute::<*mut c_void, Set>(gs),
+            )
+        };
+        let mut handles = HashMap::new();
+        for (name, help, counter, keys) in DEFS {
+            let mut owned: Vec<CString> = std::iter::once("name")
+                .chain(keys.iter().copied())
+                .filter_map(|k| CString::new(k).ok())
+                .collect();
+            let mut ptrs: Vec<*mut c_char> =
+                owned.iter_mut().map(|c| c.as_ptr().cast_mut()).collect();
+            let (ns, sub, n, h) = (
+                c"fluentbit",
+                c"input",
+                CString::new(*name).ok()?,
+                CString::new(*help).ok()?,
+            );
+            let create = if *counter {
+                counter_create
+            } else {
+                gauge_create
+            };
+            // SAFETY: cmt is the instance's context; all strings are NUL-terminated and live
+            // through the call (cmetrics copies them).
+            let handle = unsafe {
+                create(
+                    cmt,
+                    ns.as_ptr().cast_mut(),
+                    sub.as_ptr().cast_mut(),
+                    n.as_ptr().cast_mut(),
+                    h.as_ptr().cast_mut(),
+                    ptrs.len() as c_int,
+                    ptrs.as_mut_ptr(),
+                )
+            };
+            if handle.is_null() {
+                return None;
+            }
+            handles.insert(*name, (handle, *counter));
+        }
+        Some(CmtPublisher {
+            counter_set,
+            gauge_set,
+            handles,
+            instance: CString::new(instance).ok()?,
+        })
+    }
+
+    fn set(&self, name: &str, value: f64, labels: &[&str]) {
+        let Some((handle, counter)) = self.handles.get(name) else {
+            return;
+        };
+        let owned: Vec<CString> = labels
+            .iter()
+            .filter_map(|l| CString::new(*l).ok())
+            .collect();
+        let mut ptrs: Vec<*mut c_char> = std::iter::once(self.instance.as_ptr().cast_mut())
+            .chain(owned.iter().map(|c| c.as_ptr().cast_mut()))
+            .collect();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let f = if *counter {
+            self.counter_set
+        } else {
+            self.gauge_set
+        };
+        // SAFETY: a handle created above with the same number of label keys; the label strings
+        // live through the call.
+        unsafe { f(*handle, ts, value, ptrs.len() as c_int, ptrs.as_mut_ptr()) };
+    }
+
+    /// Sets every metric from the instance's figures.
+    pub fn publish(&self, s: &Snapshot, now_ms: i64) {
+        for (src, f) in &s.sources {
+            self.set("mimecast_records_total", f.records as f64, &[src]);
+            self.set(
+                "mimecast_error_records_total",
+                f.error_records as f64,
+                &[src],
+            );
+            if f.newest_event_ms > 0 {
+                self.set(
+                    "mimecast_lag_seconds",
+                    ((now_ms - f.newest_event_ms).max(0) / 1000) as f64,
+                    &[src],
+                );
+            }
+            self.set(
+                "mimecast_caught_up",
+                if f.caught_up { 1.0 } else { 0.0 },
+                &[src],
+            );
+            self.set("mimecast_files_pending", f.files_pending as f64, &[src]);
+        }
+        for ((endpoint, status), n) in &s.requests {
+            self.set(
+                "mimecast_requests_total",
+                *n as f64,
+                &[endpoint, &status.to_string()],
+            );
+        }
+        for (kind, n) in &s.errors {
+            self.set("mimecast_errors_total", *n as f64, &[kind]);
+        }
+        self.set("mimecast_retries_total", s.retries as f64, &[]);
+        self.set(
+            "mimecast_rate_limit_waits_total",
+            s.rate_limit_waits as f64,
+            &[],
+        );
+        self.set("mimecast_bytes_total", s.bytes as f64, &[]);
+    }
+}
