@@ -51,6 +51,8 @@ struct ChildRun {
 
 fn run_child(cmd: &mut Command) -> ChildRun {
     let t0 = Instant::now();
+    // Reaped below with wait4, which also returns the child's resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -421,7 +421,9 @@ fn every_api_log_endpoint_has_its_shape() {
     let now = sim.now_ms();
     let from = mimecast_sim::model::fmt_offset(now - 6 * 3_600_000);
     let to = mimecast_sim::model::fmt_offset(now);
-    let cases: &[(&str, &str, &str, &str, Option<&str>, &str)] = &[
+    // (path, from field, to field, stream, nesting key, time field)
+    type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, &'a str);
+    let cases: &[Case] = &[
         (
             "/api/audit/get-audit-events",
             "startDateTime",
