@@ -162,41 +162,40 @@ fn snapshots_are_complete_and_marked() {
     ))
     .unwrap();
     host.start();
-    assert!(host.collected.wait_for(Duration::from_secs(30), |recs| {
+    // The first snapshot of the list and of the summary; a complete list matches the summary.
+    let firsts = |recs: &[fbhost::Record]| -> Option<(usize, i64)> {
         let s = by_source(recs);
-        ["hold_list", "hold_summary", "dashboard"]
-            .iter()
-            .all(|k| s.contains_key(*k))
-    }));
-    std::thread::sleep(Duration::from_millis(500));
+        let mut snaps: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in s.get("hold_list")? {
+            *snaps.entry(r.str_field("mimecast_snapshot")?).or_default() += 1;
+        }
+        let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+        for r in s.get("hold_summary")? {
+            *sums.entry(r.str_field("mimecast_snapshot")?).or_default() +=
+                r.get("numberOfItems")?.as_i64()?;
+        }
+        s.get("dashboard")?;
+        Some((*snaps.values().next()?, *sums.values().next()?))
+    };
+    // Wait for the whole first list snapshot to arrive (it is delivered in several chunks).
+    let ok = host.collected.wait_for(Duration::from_secs(60), |recs| {
+        firsts(recs).is_some_and(|(list, sum)| (list as i64 - sum).abs() <= 1)
+    });
     let c = host.stop();
     let recs = c.snapshot();
     let s = by_source(&recs);
-    // group hold_list records by snapshot; a complete snapshot sums to the summary's count
-    let mut snaps: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in &s["hold_list"] {
-        *snaps
-            .entry(
-                r.str_field("mimecast_snapshot")
-                    .expect("marked as a snapshot"),
-            )
-            .or_default() += 1;
-    }
-    let first_list = *snaps.values().next().unwrap();
-    let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
-    for r in &s["hold_summary"] {
-        *sums
-            .entry(r.str_field("mimecast_snapshot").unwrap())
-            .or_default() += r.get("numberOfItems").and_then(|v| v.as_i64()).unwrap();
-    }
-    let first_sum = *sums.values().next().unwrap();
+    let (first_list, first_sum) =
+        firsts(&recs).expect("all three sources delivered, every record marked");
+    assert!(ok, "list {first_list} vs summary {first_sum}");
     assert!(
         first_list > 7,
         "paged snapshot is complete ({first_list} held)"
     );
     assert!(
-        (first_list as i64 - first_sum).abs() <= 1,
-        "list {first_list} vs summary {first_sum}"
+        s["hold_list"]
+            .iter()
+            .all(|r| r.str_field("mimecast_snapshot").is_some()),
+        "marked as snapshots"
     );
     assert!(s["dashboard"]
         .iter()

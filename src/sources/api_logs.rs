@@ -370,8 +370,11 @@ async fn poll_windows(
     while start < now {
         let end = (start + SLICE_MS).min(now);
         read_window(spec, ctx, cur, start, end, em).await?;
-        cur.done = cur.done.max(end);
-        let keep_from = cur.done - overlap;
+        // `end` went out truncated to the second: that is how far this window really reached.
+        cur.done = cur.done.max(end.div_euclid(1000) * 1000);
+        // The next read starts at done - overlap, sent to the whole second (the request format
+        // has no milliseconds): remember everything from a second before that.
+        let keep_from = (cur.done - overlap).div_euclid(1000) * 1000 - 1000;
         cur.seen.retain(|(_, t)| *t >= keep_from);
         em.mark(Commit {
             key: spec.source.to_string(),
