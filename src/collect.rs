@@ -38,9 +38,10 @@ pub struct Counters {
     pub error_records: u64,
 }
 
-/// Queue room a chunk takes: its bytes, at least one (an empty chunk carries a position).
+/// Queue room a chunk takes: its allocation (a reused buffer's pages are all resident), at
+/// least one byte (an empty chunk still carries a position).
 pub fn charge(buf: &HostBuf) -> usize {
-    buf.len().max(1)
+    buf.capacity().max(buf.len()).max(1)
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
