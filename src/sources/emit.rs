@@ -103,6 +103,11 @@ impl<'a> Emitter<'a> {
         self.position = Some(position);
     }
 
+    /// The chunk has reached its target size.
+    pub fn full(&self) -> bool {
+        self.buf.len() >= self.target
+    }
+
     /// Sends the chunk if it is full or its oldest record has waited long enough.
     pub async fn send_due(&mut self) -> Result<(), Closed> {
         let due =

@@ -473,18 +473,21 @@ impl BatchType {
                     return Ok(Err(FileError::Transient(e.without_url().to_string())));
                 }
             };
+            // One network chunk can inflate to megabytes: hand records over as the buffer
+            // fills, piece by piece, so a source never holds more than about one chunk.
             for piece in chunk.chunks(16 << 10) {
                 if let Err(e) = gz.feed(piece, &mut |l| sink.line(l)) {
                     cur.line = sink.done();
                     return Ok(Err(FileError::Corrupt(e.to_string())));
                 }
+                if sink.em.full() {
+                    cur.line = sink.done();
+                    sink.em.mark(self.commit(&Cursor { file: index, ..cur.clone() }));
+                    sink.em.send_due().await?;
+                }
             }
             cur.line = sink.done();
-            let mid = Cursor {
-                file: index,
-                ..cur.clone()
-            };
-            sink.em.mark(self.commit(&mid));
+            sink.em.mark(self.commit(&Cursor { file: index, ..cur.clone() }));
             sink.em.send_due().await?;
         }
         if let Err(e) = gz.finish(&mut |l| sink.line(l)) {
