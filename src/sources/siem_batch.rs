@@ -482,12 +482,18 @@ impl BatchType {
                 }
                 if sink.em.full() {
                     cur.line = sink.done();
-                    sink.em.mark(self.commit(&Cursor { file: index, ..cur.clone() }));
+                    sink.em.mark(self.commit(&Cursor {
+                        file: index,
+                        ..cur.clone()
+                    }));
                     sink.em.send_due().await?;
                 }
             }
             cur.line = sink.done();
-            sink.em.mark(self.commit(&Cursor { file: index, ..cur.clone() }));
+            sink.em.mark(self.commit(&Cursor {
+                file: index,
+                ..cur.clone()
+            }));
             sink.em.send_due().await?;
         }
         if let Err(e) = gz.finish(&mut |l| sink.line(l)) {
