@@ -54,7 +54,8 @@ pub struct SourceCtx {
     pub client: Client,
     pub log: Logger,
     pub tx: mpsc::UnboundedSender<Chunk>,
-    /// Bytes that may wait for collect (one collect's worth): sources wait for room here.
+    /// Allocation that may wait for collect (two collects' worth, so the next collect finds
+    /// a full buffer ready): sources wait for room here.
     pub budget: Arc<tokio::sync::Semaphore>,
     pub state: Arc<StateStore>,
     pub error_records: std::sync::atomic::AtomicU64,
@@ -125,7 +126,7 @@ impl Instance {
     ) -> Result<Arc<Instance>, String> {
         let client = Client::new(&cfg)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let budget = Arc::new(tokio::sync::Semaphore::new(cfg.buffer_max_size));
+        let budget = Arc::new(tokio::sync::Semaphore::new(2 * cfg.buffer_max_size));
         let max_buffer = cfg.buffer_max_size;
         let ctx = Arc::new(SourceCtx {
             cfg,
