@@ -7,6 +7,7 @@ pub mod collect;
 pub mod config;
 pub mod encode;
 pub mod ffi;
+pub mod hash;
 pub mod log;
 pub mod metrics;
 pub mod mimecast;

@@ -30,17 +30,15 @@ struct Data {
 /// A name for an instance's state file that stays the same across restarts and differs
 /// between instances that collect different things.
 pub fn file_name(base_url: &str, client_id: &str, selection: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
-    for b in base_url
-        .bytes()
-        .chain([0])
-        .chain(client_id.bytes())
-        .chain([0])
-        .chain(selection.bytes())
-    {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = crate::hash::fnv1a_more(
+        crate::hash::FNV_OFFSET,
+        base_url
+            .bytes()
+            .chain([0])
+            .chain(client_id.bytes())
+            .chain([0])
+            .chain(selection.bytes()),
+    );
     let safe: String = client_id
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')

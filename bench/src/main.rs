@@ -16,18 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const TYPES: [&str; 10] = [
-    "receipt",
-    "process",
-    "delivery",
-    "av",
-    "spam",
-    "journal",
-    "internal email protect",
-    "impersonation protect",
-    "url protect",
-    "attachment protect",
-];
+/// All ten Cloud Gateway SIEM types.
+const TYPES: &[&str] = fluent_bit_mimecast::config::CG_TYPES;
 
 fn thread_cpu() -> Duration {
     // SAFETY: getrusage fills the struct we pass.
@@ -132,7 +122,7 @@ fn main() {
         .collect();
     let total = keys.len() as u64;
     let mut slots: Vec<(&str, i64)> = Vec::new();
-    for t in TYPES {
+    for &t in TYPES {
         let id = mimecast_sim::model::stream_id(t).unwrap_or(0);
         let mut s: Vec<i64> = keys
             .iter()

@@ -3,7 +3,7 @@
 //! late (audit) are not missed. Each record's stable identity is remembered for the overlap, so
 //! re-reading never emits a record twice, across restarts too.
 
-use super::emit::{Closed, Emitter};
+use super::emit::Emitter;
 use crate::collect::{Commit, SourceCtx};
 use crate::encode::{parse_time_text, TimeField};
 use crate::log::Level;
@@ -215,17 +215,14 @@ pub fn identity_hash(v: &Value, id: Identity) -> u64 {
         }
         Identity::Fields(fs) => fs,
     };
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = crate::hash::FNV_OFFSET;
     for f in fields {
         let text = match v.get(*f) {
             Some(Value::String(s)) => s.clone(),
             Some(other) => other.to_string(),
             None => String::new(),
         };
-        for b in text.bytes().chain([0xff]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h = crate::hash::fnv1a_more(h, text.bytes().chain([0xff]));
     }
     h
 }
@@ -269,22 +266,7 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-enum Stop {
-    Closed,
-    Api(ApiError),
-}
-
-impl From<Closed> for Stop {
-    fn from(_: Closed) -> Self {
-        Stop::Closed
-    }
-}
-
-impl From<ApiError> for Stop {
-    fn from(e: ApiError) -> Self {
-        Stop::Api(e)
-    }
-}
+use super::Stop;
 
 /// Adds the permission a source needs to a 403, and the licence hint to a 404.
 pub fn explain(e: &ApiError, source: &str, permission: Option<&str>) -> String {

@@ -17,6 +17,24 @@ use std::time::Duration;
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// Why a source's poll ended early: the instance is stopping, or the API failed.
+pub(crate) enum Stop {
+    Closed,
+    Api(crate::mimecast::client::ApiError),
+}
+
+impl From<emit::Closed> for Stop {
+    fn from(_: emit::Closed) -> Self {
+        Stop::Closed
+    }
+}
+
+impl From<crate::mimecast::client::ApiError> for Stop {
+    fn from(e: crate::mimecast::client::ApiError) -> Self {
+        Stop::Api(e)
+    }
+}
+
 /// Runs every selected source until the future is dropped.
 pub async fn run_all(ctx: Arc<SourceCtx>) {
     if ctx.cfg.startup_check {

@@ -7,7 +7,7 @@
 //! expired is found again by re-listing the same page; a file that stays corrupt becomes an
 //! error record naming it, and collection goes on.
 
-use super::emit::{Closed, Emitter};
+use super::emit::Emitter;
 use super::gzlines::{GzLines, Line};
 use crate::collect::{Commit, SourceCtx};
 use crate::encode::TimeField;
@@ -48,12 +48,7 @@ const RECENT_FILES: usize = 256;
 
 /// A short, stable identity of a batch file (its object path).
 fn path_hash(path: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in path.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+    crate::hash::fnv1a(path.as_bytes())
 }
 
 /// Where a type's collection stands.
@@ -143,22 +138,7 @@ enum Poll {
     CaughtUp,
 }
 
-enum Stop {
-    Closed,
-    Api(ApiError),
-}
-
-impl From<Closed> for Stop {
-    fn from(_: Closed) -> Self {
-        Stop::Closed
-    }
-}
-
-impl From<ApiError> for Stop {
-    fn from(e: ApiError) -> Self {
-        Stop::Api(e)
-    }
-}
+use super::Stop;
 
 enum FileError {
     /// 403/404 on the URL: expired or gone.
