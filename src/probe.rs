@@ -2,7 +2,7 @@
 //! what to do about it. Used by the `mimecast-check` command and the `startup_check` property.
 
 use crate::config::{Config, SiemMode};
-use crate::mimecast::client::{fail_in_200, ApiError, Client};
+use crate::mimecast::client::{fail_in_200, paged_body, ApiError, Client};
 use crate::sources::api_logs::{self, fmt_time, now_ms};
 use crate::sources::snapshot;
 use serde_json::{json, Value};
@@ -142,17 +142,9 @@ async fn one(client: &Client, cfg: &Config, source: &str) -> Result<Option<Value
             } else {
                 return Err(ApiError::Decode(format!("unknown source {other}")));
             };
-            let body = json!({"meta": {"pagination": {"pageSize": 1}}, "data": data0});
-            let (_, bytes) = client
-                .call(&format!("{other} check"), |http, base| {
-                    http.post(format!("{base}{path}")).json(&body)
-                })
+            let v = client
+                .post_api(&format!("{other} check"), path, &paged_body(1, None, data0))
                 .await?;
-            let v: Value = serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::Decode(format!("{other}: {e}")))?;
-            if let Some(e) = fail_in_200(&v) {
-                return Err(e);
-            }
             Ok(first(&v, &ptr))
         }
     }

@@ -553,6 +553,21 @@ impl Client {
         serde_json::from_slice(&body).map_err(|e| ApiError::Decode(format!("{what}: {e}")))
     }
 
+    /// POST of an `/api/...` request body; a `fail` inside HTTP 200 is an error.
+    pub async fn post_api(&self, what: &str, path: &str, body: &Value) -> Result<Value, ApiError> {
+        let (_, bytes) = self
+            .call(what, |http, base| {
+                http.post(format!("{base}{path}")).json(body)
+            })
+            .await?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(format!("{what}: {e}")))?;
+        match fail_in_200(&v) {
+            Some(e) => Err(e),
+            None => Ok(v),
+        }
+    }
+
     /// A plain GET of a pre-signed URL: no bearer token (S3 rejects a second auth mechanism,
     /// and the token must never leave for a third party).
     pub async fn download(&self, url: &str) -> Result<reqwest::Response, reqwest::Error> {
@@ -563,6 +578,16 @@ impl Client {
         );
         r
     }
+}
+
+/// The `/api/...` request envelope: `meta.pagination` (with the page token after the first
+/// page) and `data`.
+pub fn paged_body(page_size: u32, token: Option<&str>, data: Value) -> Value {
+    let mut pagination = serde_json::json!({"pageSize": page_size});
+    if let (Some(t), Some(p)) = (token, pagination.as_object_mut()) {
+        p.insert("pageToken".into(), serde_json::json!(t));
+    }
+    serde_json::json!({"meta": {"pagination": pagination}, "data": data})
 }
 
 /// Largest API response read into memory (batch files are streamed, not read whole).

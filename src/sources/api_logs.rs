@@ -7,10 +7,9 @@ use super::emit::Emitter;
 use crate::collect::{Commit, SourceCtx};
 use crate::encode::{parse_time_text, TimeField};
 use crate::log::Level;
-use crate::mimecast::client::{fail_in_200, ApiError};
+use crate::mimecast::client::{paged_body, ApiError};
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How a record is identified across pages, windows and restarts.
 #[derive(Clone, Copy, Debug)]
@@ -302,19 +301,7 @@ pub async fn run(spec: &'static ApiSpec, ctx: Arc<SourceCtx>) {
             }
             Err(Stop::Closed) => return,
             Err(Stop::Api(e)) => {
-                ctx.client.metrics.error(e.kind());
-                let level = if e.is_retryable() {
-                    Level::Warn
-                } else {
-                    Level::Error
-                };
-                ctx.log
-                    .problem(&key, level, explain(&e, &key, spec.permission));
-                if e.is_retryable() {
-                    ctx.cfg.poll_interval.min(Duration::from_secs(60))
-                } else {
-                    ctx.cfg.poll_interval
-                }
+                super::report_failure(&ctx, &key, &e, explain(&e, &key, spec.permission))
             }
         };
         super::pause(wait).await;
@@ -389,22 +376,8 @@ async fn read_window(
     let mut token: Option<String> = None;
     let what = format!("{} {}", spec.source, spec.path);
     for _ in 0..MAX_PAGES {
-        let mut pagination = json!({"pageSize": ctx.cfg.page_size});
-        if let (Some(t), Some(p)) = (&token, pagination.as_object_mut()) {
-            p.insert("pageToken".into(), json!(t));
-        }
-        let body = json!({"meta": {"pagination": pagination}, "data": [data0]});
-        let (_, bytes) = ctx
-            .client
-            .call(&what, |http, base| {
-                http.post(format!("{base}{}", spec.path)).json(&body)
-            })
-            .await?;
-        let v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(format!("{what}: {e}")))?;
-        if let Some(e) = fail_in_200(&v) {
-            return Err(e.into());
-        }
+        let body = paged_body(ctx.cfg.page_size, token.as_deref(), json!([data0]));
+        let v = ctx.client.post_api(&what, spec.path, &body).await?;
         let items: &[Value] = match spec.nest {
             Some(n) => v
                 .get("data")

@@ -107,6 +107,28 @@ pub async fn run_all(ctx: Arc<SourceCtx>) {
     futures_util::future::join_all(tasks).await;
 }
 
+/// A source's poll failed: count it, log it once per cause (a warning if it will pass, an
+/// error if it needs the operator), and say how long to wait before trying again.
+pub(crate) fn report_failure(
+    ctx: &SourceCtx,
+    key: &str,
+    e: &crate::mimecast::client::ApiError,
+    message: impl std::fmt::Display,
+) -> Duration {
+    ctx.client.metrics.error(e.kind());
+    let level = if e.is_retryable() {
+        crate::log::Level::Warn
+    } else {
+        crate::log::Level::Error
+    };
+    ctx.log.problem(key, level, message);
+    if e.is_retryable() {
+        ctx.cfg.poll_interval.min(Duration::from_secs(60))
+    } else {
+        ctx.cfg.poll_interval
+    }
+}
+
 /// Sleeps, in a way the shutdown can interrupt (the whole future is dropped on stop).
 pub async fn pause(d: Duration) {
     tokio::time::sleep(d).await

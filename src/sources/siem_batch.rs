@@ -184,24 +184,12 @@ impl BatchType {
                     ctx.cfg.poll_interval
                 }
                 Err(Stop::Closed) => return,
-                Err(Stop::Api(e)) => {
-                    ctx.client.metrics.error(e.kind());
-                    let level = if e.is_retryable() {
-                        Level::Warn
-                    } else {
-                        Level::Error
-                    };
-                    ctx.log.problem(
-                        &self.key,
-                        level,
-                        format_args!("{} ({}): {e}", self.key, self.family.path()),
-                    );
-                    if e.is_retryable() {
-                        ctx.cfg.poll_interval.min(Duration::from_secs(60))
-                    } else {
-                        ctx.cfg.poll_interval
-                    }
-                }
+                Err(Stop::Api(e)) => super::report_failure(
+                    &ctx,
+                    &self.key,
+                    &e,
+                    format_args!("{} ({}): {e}", self.key, self.family.path()),
+                ),
             };
             super::pause(wait).await;
         }

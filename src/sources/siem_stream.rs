@@ -8,7 +8,6 @@ use super::emit::Emitter;
 use super::siem_batch::Family;
 use crate::collect::{Commit, SourceCtx};
 use crate::encode::TimeField;
-use crate::log::Level;
 use crate::mimecast::client::ApiError;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
@@ -80,13 +79,7 @@ pub async fn run(family: Family, types: Vec<String>, ctx: Arc<SourceCtx>) {
                 cur.next = None;
             }
             Err(e) => {
-                ctx.client.metrics.error(e.kind());
-                let level = if e.is_retryable() {
-                    Level::Warn
-                } else {
-                    Level::Error
-                };
-                ctx.log.problem(&key, level, explain(&e, &key, Some("Security Events and Data Retrieval | Threat and Security Events (SIEM) | Read")));
+                super::report_failure(&ctx, &key, &e, explain(&e, &key, Some("Security Events and Data Retrieval | Threat and Security Events (SIEM) | Read")));
                 super::pause(ctx.cfg.poll_interval.min(Duration::from_secs(60))).await;
             }
         }

@@ -7,8 +7,7 @@ use super::api_logs::{explain, now_ms};
 use super::emit::Emitter;
 use crate::collect::SourceCtx;
 use crate::encode::TimeField;
-use crate::log::Level;
-use crate::mimecast::client::{fail_in_200, ApiError};
+use crate::mimecast::client::{paged_body, ApiError};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,14 +75,12 @@ pub async fn run(spec: &'static SnapshotSpec, ctx: Arc<SourceCtx>) {
                 format_args!("{}: collecting again", spec.source),
             ),
             Err(e) => {
-                ctx.client.metrics.error(e.kind());
-                let level = if e.is_retryable() {
-                    Level::Warn
-                } else {
-                    Level::Error
-                };
-                ctx.log
-                    .problem(spec.source, level, explain(e, spec.source, spec.permission));
+                super::report_failure(
+                    &ctx,
+                    spec.source,
+                    e,
+                    explain(e, spec.source, spec.permission),
+                );
             }
         }
         if matches!(result, Ok(None)) {
@@ -103,25 +100,15 @@ async fn take(spec: &'static SnapshotSpec, ctx: &SourceCtx) -> Result<Option<usi
     let mut token: Option<String> = None;
     for _ in 0..10_000 {
         let body = if spec.paged {
-            let mut pagination = json!({"pageSize": ctx.cfg.page_size});
-            if let (Some(t), Some(p)) = (&token, pagination.as_object_mut()) {
-                p.insert("pageToken".into(), json!(t));
-            }
-            json!({"meta": {"pagination": pagination}, "data": [{"admin": true}]})
+            paged_body(
+                ctx.cfg.page_size,
+                token.as_deref(),
+                json!([{"admin": true}]),
+            )
         } else {
             json!({"data": []})
         };
-        let (_, bytes) = ctx
-            .client
-            .call(&what, |http, base| {
-                http.post(format!("{base}{}", spec.path)).json(&body)
-            })
-            .await?;
-        let v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode(format!("{what}: {e}")))?;
-        if let Some(e) = fail_in_200(&v) {
-            return Err(e);
-        }
+        let v = ctx.client.post_api(&what, spec.path, &body).await?;
         let page = items(&v, spec.source);
         let next = v
             .pointer("/meta/pagination/next")

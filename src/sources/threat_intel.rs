@@ -9,7 +9,6 @@ use super::api_logs::{explain, now_ms};
 use super::emit::Emitter;
 use crate::collect::{Commit, SourceCtx};
 use crate::encode::TimeField;
-use crate::log::Level;
 use crate::mimecast::client::{fail_in_200, ApiError};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -147,13 +146,7 @@ pub async fn run(feed: &'static str, ctx: Arc<SourceCtx>) {
                 .log
                 .resolved(&key, format_args!("{key}: collecting again")),
             Err(e) => {
-                ctx.client.metrics.error(e.kind());
-                let level = if e.is_retryable() {
-                    Level::Warn
-                } else {
-                    Level::Error
-                };
-                ctx.log.problem(&key, level, explain(&e, &key, None));
+                super::report_failure(&ctx, &key, &e, explain(&e, &key, None));
             }
         }
         super::pause(ctx.cfg.poll_interval.max(Duration::from_secs(1))).await;
