@@ -26,16 +26,7 @@ pub struct Commit {
 /// Encoded records plus what they make true.
 pub struct Chunk {
     pub buf: HostBuf,
-    pub records: usize,
     pub commits: Vec<Commit>,
-}
-
-/// Counters an operator (and the tests) can read.
-#[derive(Default, Debug, Clone)]
-pub struct Counters {
-    pub records_delivered: u64,
-    pub bytes_delivered: u64,
-    pub error_records: u64,
 }
 
 /// Queue room a chunk takes: its allocation (a reused buffer's pages are all resident), at
@@ -58,7 +49,6 @@ pub struct SourceCtx {
     /// a full buffer ready): sources wait for room here.
     pub budget: Arc<tokio::sync::Semaphore>,
     pub state: Arc<StateStore>,
-    pub error_records: std::sync::atomic::AtomicU64,
     /// Buffers handed back by the host or left over from merging, for reuse.
     pool: Mutex<Vec<HostBuf>>,
 }
@@ -95,7 +85,6 @@ impl SourceCtx {
 struct Outstanding {
     ptr: usize,
     cap: usize,
-    records: usize,
     bytes: usize,
     commits: Vec<Commit>,
 }
@@ -109,7 +98,6 @@ pub struct Instance {
     /// The buffer one collect hands over, reused from collect to collect.
     collect_buf: Mutex<Option<HostBuf>>,
     state: Arc<StateStore>,
-    counters: Mutex<Counters>,
     max_buffer: usize,
     stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -135,7 +123,6 @@ impl Instance {
             tx,
             budget,
             state: state.clone(),
-            error_records: Default::default(),
             pool: Mutex::new(Vec::new()),
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -152,7 +139,6 @@ impl Instance {
             held_back: Mutex::new(None),
             collect_buf: Mutex::new(None),
             state,
-            counters: Mutex::new(Counters::default()),
             max_buffer,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
@@ -193,7 +179,6 @@ impl Instance {
                         gathered = true;
                     }
                     m.buf.extend_from_slice(next.buf.as_slice());
-                    m.records += next.records;
                     m.commits.extend(next.commits);
                     self.ctx.return_buffer(next.buf);
                 }
@@ -215,7 +200,6 @@ impl Instance {
         *lock(&self.outstanding) = Some(Outstanding {
             ptr: chunk.buf.as_slice().as_ptr() as usize,
             cap: chunk.buf.capacity(),
-            records: chunk.records,
             bytes: chunk.buf.len(),
             commits: chunk.commits,
         });
@@ -237,10 +221,6 @@ impl Instance {
         let out = lock(&self.outstanding).take();
         match out {
             Some(o) if o.ptr == ptr => {
-                let mut c = lock(&self.counters);
-                c.records_delivered += o.records as u64;
-                c.bytes_delivered += o.bytes as u64;
-                drop(c);
                 self.ctx.client.metrics.delivered(o.bytes as u64);
                 self.state
                     .apply(o.commits.into_iter().map(|c| (c.key, c.cursor)));
@@ -256,15 +236,6 @@ impl Instance {
     /// The instance's figures (for metrics).
     pub fn metrics(&self) -> crate::metrics::Snapshot {
         self.ctx.client.metrics.snapshot()
-    }
-
-    pub fn counters(&self) -> Counters {
-        let mut c = lock(&self.counters).clone();
-        c.error_records = self
-            .ctx
-            .error_records
-            .load(std::sync::atomic::Ordering::Relaxed);
-        c
     }
 
     pub fn state(&self) -> &StateStore {

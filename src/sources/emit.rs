@@ -8,7 +8,6 @@
 use crate::collect::{Chunk, Commit, SourceCtx};
 use crate::encode::{self, TimeField};
 use crate::ffi::buffer::HostBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// The instance is stopping: the receiving side is gone.
@@ -95,7 +94,6 @@ impl<'a> Emitter<'a> {
         encode::encode_error(&mut self.buf, self.source, reason, excerpt, context);
         self.added();
         self.errors += 1;
-        self.ctx.error_records.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The position the records encoded so far complete.
@@ -125,16 +123,16 @@ impl<'a> Emitter<'a> {
             return Ok(());
         }
         let errors = std::mem::take(&mut self.errors);
+        let records = std::mem::take(&mut self.records) as u64;
         self.ctx.client.metrics.records(
             &self.metrics_key,
-            self.records as u64 - errors,
+            records - errors,
             errors,
             self.newest_ms,
         );
         let buf = std::mem::replace(&mut self.buf, self.ctx.take_buffer());
         let chunk = Chunk {
             buf,
-            records: std::mem::take(&mut self.records),
             commits: self.position.take().into_iter().collect(),
         };
         self.oldest = None;
