@@ -270,7 +270,24 @@ async fn handle(
     peer: std::net::SocketAddr,
 ) -> Result<Resp, Reset> {
     let ep = route(req.method(), req.uri().path());
+    {
+        let mut stats = lock(&st.stats);
+        let (now, peak) = stats.in_flight.entry(ep.name().to_string()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+    }
+    // Counted out even if the client goes away while the answer is prepared.
+    struct Out<'a>(&'a State, &'static str);
+    impl Drop for Out<'_> {
+        fn drop(&mut self) {
+            if let Some((now, _)) = lock(&self.0.stats).in_flight.get_mut(self.1) {
+                *now = now.saturating_sub(1);
+            }
+        }
+    }
+    let out = Out(&st, ep.name());
     let result = handle_inner(&st, ep, req, peer).await;
+    drop(out);
     let status = result.as_ref().map(|r| r.status().as_u16()).unwrap_or(0);
     *lock(&st.stats)
         .by_endpoint
@@ -894,7 +911,13 @@ fn batch_file(cx: &Ctx) -> Resp {
             _ => None,
         })
         .unwrap_or(0);
-    let mut gz = gzip(&ndjson(cx.st, s, slot, every));
+    let kept = (every == 0)
+        .then(|| lock(&cx.st.files).get(&(s, slot)).cloned())
+        .flatten();
+    let mut gz = match kept {
+        Some(bytes) => bytes.as_ref().clone(),
+        None => gzip(&ndjson(cx.st, s, slot, every)),
+    };
     if cx.has(|f| *f == FaultKind::TruncatedGzip) {
         gz.truncate(gz.len() / 2);
     }
