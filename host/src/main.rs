@@ -157,7 +157,7 @@ fn run() -> Result<i32, String> {
         .map(|f| f.map(|t| t.duration_since(started)))
         .unwrap_or(None);
     eprintln!(
-        "fbhost: {} records, {} bytes in {} buffers (largest {}), first record after {}, {} violations, {} collect errors, peak RSS {} kB",
+        "fbhost: {} records, {} bytes in {} buffers (largest {}), first record after {}, {} violations, {} collect errors, peak RSS {} kB, host decoding CPU {} ms",
         c.count.load(Ordering::Relaxed),
         c.bytes.load(Ordering::Relaxed),
         c.buffers.load(Ordering::Relaxed),
@@ -166,6 +166,7 @@ fn run() -> Result<i32, String> {
         c.violations().len(),
         c.collect_errors.load(Ordering::Relaxed),
         peak_kb,
+        c.host_cpu_ns.load(Ordering::Relaxed) / 1_000_000,
     );
     Ok(if c.violations().is_empty() { 0 } else { 1 })
 }
