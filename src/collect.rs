@@ -1,11 +1,11 @@
 //! Per-instance pulling and the bounded hand-off to Fluent Bit's collect callback.
 //!
 //! Each instance owns one thread running a single-threaded tokio runtime that pulls every
-//! selected source concurrently. Sources encode records straight into host-allocatable
-//! buffers and send them through a bounded channel; collect takes what is ready without ever
-//! waiting, so a slow pipeline fills the channel and slows the pull. Each chunk carries the
-//! cursor commits that become true once the host has taken it; they are applied in the
-//! cleanup callback, which the host calls right after appending the data.
+//! selected source concurrently. Sources encode records into small chunks and append each
+//! finished chunk to the one buffer the next collect hands over; collect takes it without ever
+//! waiting, and the host gives it back in the cleanup callback, right after appending its
+//! data, to collect the next records. A slow pipeline leaves the buffer full and slows the
+//! pull. The positions the records complete travel with them and are applied in cleanup.
 
 use crate::config::Config;
 use crate::ffi::buffer::HostBuf;
@@ -14,7 +14,6 @@ use crate::mimecast::client::Client;
 use crate::state::StateStore;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use tokio::sync::mpsc;
 
 /// A source's position, to be persisted once the records before it are delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,20 +22,85 @@ pub struct Commit {
     pub cursor: String,
 }
 
-/// Encoded records plus what they make true.
-pub struct Chunk {
-    pub buf: HostBuf,
-    pub commits: Vec<Commit>,
-}
-
-/// Queue room a chunk takes: its allocation (a reused buffer's pages are all resident), at
-/// least one byte (an empty chunk still carries a position).
-pub fn charge(buf: &HostBuf) -> usize {
-    buf.capacity().max(buf.len()).max(1)
-}
-
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The instance is stopping: nothing more is handed over.
+#[derive(Debug)]
+pub struct Closed;
+
+/// The records the next collect hands over, already in the one buffer it hands over.
+struct Pending {
+    /// Whole chunks appended by the sources; at most `buffer_max_size` bytes unless a single
+    /// chunk is larger. Has no allocation while the host holds it.
+    buf: HostBuf,
+    /// Positions its records complete, in the order they were reached.
+    commits: Vec<Commit>,
+    /// The buffer is with the host, between collect and cleanup.
+    out: bool,
+    closed: bool,
+}
+
+/// The hand-off between the sources and collect: one buffer of at most `buffer_max_size`
+/// bytes that sources append finished chunks to and collect hands over as it is. Sources wait
+/// while it is full or with the host; so memory stays at one buffer however large the
+/// backlog, and a slow pipeline slows the pull.
+pub struct Handoff {
+    pending: Mutex<Pending>,
+    room: tokio::sync::Notify,
+    max: usize,
+}
+
+impl Handoff {
+    fn new(max: usize) -> Self {
+        Handoff {
+            pending: Mutex::new(Pending {
+                buf: HostBuf::new(),
+                commits: Vec::new(),
+                out: false,
+                closed: false,
+            }),
+            room: tokio::sync::Notify::new(),
+            max,
+        }
+    }
+
+    /// Appends a chunk of whole records and the position it completes, waiting for room.
+    pub async fn push(&self, chunk: &[u8], position: Option<Commit>) -> Result<(), Closed> {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut p = lock(&self.pending);
+                if p.closed {
+                    return Err(Closed);
+                }
+                let fits = p.buf.is_empty() || p.buf.len() + chunk.len() <= self.max;
+                if !p.out && fits {
+                    if p.buf.capacity() == 0 && !chunk.is_empty() {
+                        // Pages are only touched as records arrive.
+                        p.buf = HostBuf::with_capacity(self.max.max(chunk.len()));
+                    }
+                    p.buf.extend_from_slice(chunk);
+                    p.commits.extend(position);
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Bytes waiting for collect.
+    pub fn waiting(&self) -> usize {
+        lock(&self.pending).buf.len()
+    }
+
+    fn close(&self) {
+        lock(&self.pending).closed = true;
+        self.room.notify_waiters();
+    }
 }
 
 /// Everything a source task needs.
@@ -44,21 +108,20 @@ pub struct SourceCtx {
     pub cfg: Config,
     pub client: Client,
     pub log: Logger,
-    pub tx: mpsc::UnboundedSender<Chunk>,
-    /// Allocation that may wait for collect (two collects' worth, so the next collect finds
-    /// a full buffer ready): sources wait for room here.
-    pub budget: Arc<tokio::sync::Semaphore>,
+    pub handoff: Handoff,
+    /// Compressed bytes of batch files downloaded ahead of their turn, for all sources.
+    pub budget_ahead: Arc<tokio::sync::Semaphore>,
     pub state: Arc<StateStore>,
-    /// Buffers handed back by the host or left over from merging, for reuse.
+    /// Chunk buffers of finished emitters, for the next ones.
     pool: Mutex<Vec<HostBuf>>,
 }
 
 /// Buffers kept for reuse; beyond this they are freed.
-const POOL_MAX: usize = 6;
+const POOL_MAX: usize = 16;
 
 impl SourceCtx {
-    /// Target size of one chunk: small, so that the buffers sources fill stay few and pooled
-    /// while one collect gathers many of them.
+    /// Target size of one chunk: small, so that what a source holds before appending it to
+    /// the hand-off stays small.
     pub fn chunk_target(&self) -> usize {
         (self.cfg.buffer_max_size / 32).clamp(16 << 10, 256 << 10)
     }
@@ -92,13 +155,8 @@ struct Outstanding {
 pub struct Instance {
     pub name: String,
     pub log: Logger,
-    rx: Mutex<mpsc::UnboundedReceiver<Chunk>>,
     outstanding: Mutex<Option<Outstanding>>,
-    held_back: Mutex<Option<Chunk>>,
-    /// The buffer one collect hands over, reused from collect to collect.
-    collect_buf: Mutex<Option<HostBuf>>,
     state: Arc<StateStore>,
-    max_buffer: usize,
     stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     ctx: Arc<SourceCtx>,
@@ -113,15 +171,15 @@ impl Instance {
         state: Arc<StateStore>,
     ) -> Result<Arc<Instance>, String> {
         let client = Client::new(&cfg)?;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let budget = Arc::new(tokio::sync::Semaphore::new(2 * cfg.buffer_max_size));
-        let max_buffer = cfg.buffer_max_size;
+        let handoff = Handoff::new(cfg.buffer_max_size);
         let ctx = Arc::new(SourceCtx {
             cfg,
             client,
             log: log.clone(),
-            tx,
-            budget,
+            handoff,
+            budget_ahead: Arc::new(tokio::sync::Semaphore::new(
+                crate::sources::siem_batch::AHEAD_BUDGET,
+            )),
             state: state.clone(),
             pool: Mutex::new(Vec::new()),
         });
@@ -134,88 +192,60 @@ impl Instance {
         Ok(Arc::new(Instance {
             name: name.to_string(),
             log,
-            rx: Mutex::new(rx),
             outstanding: Mutex::new(None),
-            held_back: Mutex::new(None),
-            collect_buf: Mutex::new(None),
             state,
-            max_buffer,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
             ctx,
         }))
     }
 
-    /// Takes what is ready, up to `buffer_max_size` bytes, without waiting. `None` = nothing.
+    /// Hands over what is ready (at most `buffer_max_size` bytes) without waiting. `None` =
+    /// nothing.
     pub fn collect(&self) -> Option<HostBuf> {
-        if lock(&self.outstanding).is_some() {
+        let mut out = lock(&self.outstanding);
+        if out.is_some() {
             // The host has not released the previous buffer (it always does before the next
             // collect); hand out nothing rather than lose track of its commits.
             return None;
         }
-        let mut rx = lock(&self.rx);
-        let mut merged: Option<Chunk> = lock(&self.held_back).take();
-        let mut gathered = false;
-        loop {
-            if merged
-                .as_ref()
-                .is_some_and(|m| m.buf.len() >= self.max_buffer)
-            {
-                break;
-            }
-            let Ok(next) = rx.try_recv() else { break };
-            self.ctx.budget.add_permits(charge(&next.buf));
-            match merged.as_mut() {
-                None => merged = Some(next),
-                Some(m) if m.buf.len() + next.buf.len() <= self.max_buffer => {
-                    if !gathered {
-                        // Move the first chunk into the reusable collect buffer.
-                        let mut big = lock(&self.collect_buf)
-                            .take()
-                            .unwrap_or_else(|| HostBuf::with_capacity(self.max_buffer));
-                        big.clear();
-                        big.extend_from_slice(m.buf.as_slice());
-                        self.ctx.return_buffer(std::mem::replace(&mut m.buf, big));
-                        gathered = true;
-                    }
-                    m.buf.extend_from_slice(next.buf.as_slice());
-                    m.commits.extend(next.commits);
-                    self.ctx.return_buffer(next.buf);
-                }
-                Some(_) => {
-                    *lock(&self.held_back) = Some(next);
-                    break;
-                }
-            }
-        }
-        let chunk = merged?;
-        if chunk.buf.is_empty() {
-            // Nothing to deliver, and everything before it was delivered already: the
-            // positions it carries are true now.
-            self.state
-                .apply(chunk.commits.into_iter().map(|c| (c.key, c.cursor)));
-            self.ctx.return_buffer(chunk.buf);
+        let mut p = lock(&self.ctx.handoff.pending);
+        if p.out {
             return None;
         }
-        *lock(&self.outstanding) = Some(Outstanding {
-            ptr: chunk.buf.as_slice().as_ptr() as usize,
-            cap: chunk.buf.capacity(),
-            bytes: chunk.buf.len(),
-            commits: chunk.commits,
-        });
-        Some(chunk.buf)
-    }
-
-    /// Takes back a buffer the host released, for reuse.
-    pub fn recycle(&self, buf: HostBuf) {
-        if buf.capacity() >= self.max_buffer {
-            *lock(&self.collect_buf) = Some(buf);
-        } else {
-            self.ctx.return_buffer(buf);
+        let commits = std::mem::take(&mut p.commits);
+        if p.buf.is_empty() {
+            drop(p);
+            // Nothing to deliver, and everything before it was delivered already: the
+            // positions are true now.
+            self.state
+                .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+            return None;
         }
+        let buf = std::mem::take(&mut p.buf);
+        p.out = true;
+        *out = Some(Outstanding {
+            ptr: buf.as_slice().as_ptr() as usize,
+            cap: buf.capacity(),
+            bytes: buf.len(),
+            commits,
+        });
+        Some(buf)
     }
 
-    /// The host appended the buffer at `ptr`: its records are Fluent Bit's now. Returns false
+    /// Takes back the buffer the host released: it collects the next records.
+    pub fn recycle(&self, mut buf: HostBuf) {
+        buf.clear();
+        let mut p = lock(&self.ctx.handoff.pending);
+        if p.buf.capacity() == 0 {
+            p.buf = buf;
+        }
+        p.out = false;
+        drop(p);
+        self.ctx.handoff.room.notify_waiters();
+    }
+
+    /// The host appended the buffer at `ptr`: its records are Fluent Bit's now. Returns
     /// None if `ptr` is not the buffer we handed out, else the buffer's capacity.
     pub fn delivered(&self, ptr: usize) -> Option<usize> {
         let out = lock(&self.outstanding).take();
@@ -247,6 +277,7 @@ impl Instance {
         if let Some(tx) = lock(&self.stop).as_ref() {
             let _ = tx.send(true);
         }
+        self.ctx.handoff.close();
     }
 
     /// Stops pulling and joins the thread (Exit / Unregister). Idempotent.

@@ -80,7 +80,8 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
     Property { name: "state_reset", default: None, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
     Property { name: "startup_check", default: Some("off"), description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
-    Property { name: "buffer_max_size", default: Some("8M"), description: "Most bytes of records handed to Fluent Bit per collect (k, M suffixes; 64k-64M)." },
+    Property { name: "buffer_max_size", default: Some("32M"), description: "Most bytes of records handed to Fluent Bit per collect, and the size of the one buffer the records wait in (k, M suffixes; 64k-64M)." },
+    Property { name: "batch_concurrency", default: Some("4"), description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 8 MiB per instance (1-16)." },
 ];
 
 #[derive(Clone)]
@@ -98,6 +99,7 @@ pub struct Config {
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub buffer_max_size: usize,
+    pub batch_concurrency: usize,
     pub state_dir: PathBuf,
     pub state_reset: Option<String>,
     pub overlap: Duration,
@@ -346,8 +348,21 @@ impl Config {
                 }
             },
         };
+        let batch_concurrency = match get("batch_concurrency") {
+            None => 4,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=16).contains(&n) => n,
+                _ => {
+                    err(
+                        "batch_concurrency",
+                        format!("'{v}' is not a whole number from 1 to 16"),
+                    );
+                    4
+                }
+            },
+        };
         let buffer_max_size = match get("buffer_max_size") {
-            None => 8 << 20,
+            None => 32 << 20,
             Some(v) => match parse_size(&v) {
                 Some(n) if (64 << 10..=64 << 20).contains(&n) => n,
                 _ => {
@@ -355,7 +370,7 @@ impl Config {
                         "buffer_max_size",
                         format!("'{v}' is not a size from 64k to 64M"),
                     );
-                    8 << 20
+                    32 << 20
                 }
             },
         };
@@ -429,6 +444,7 @@ impl Config {
             request_timeout,
             ca_file,
             buffer_max_size,
+            batch_concurrency,
             state_dir: get("state_dir")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
@@ -482,6 +498,8 @@ mod tests {
         assert_eq!(c.poll_interval, Duration::from_secs(300));
         assert_eq!(c.initial_lookback, Duration::from_secs(86_400));
         assert_eq!(c.page_size, 100);
+        assert_eq!(c.buffer_max_size, 32 << 20);
+        assert_eq!(c.batch_concurrency, 4);
         assert_eq!(c.siem_mode, SiemMode::Batch);
         assert!(
             !format!("{c:?}").contains("s3cr3t"),
@@ -495,6 +513,7 @@ mod tests {
             ("base_url", "http://api.example.com"),
             ("poll_interval", "5x"),
             ("page_size", "9000"),
+            ("batch_concurrency", "0"),
             ("siem_types", "receipt, bogus"),
             ("sources", "siem_cg,nope"),
         ])
@@ -506,12 +525,13 @@ mod tests {
             "plain http",
             "'5x'",
             "'9000'",
+            "'batch_concurrency': '0'",
             "'bogus'",
             "'nope'",
         ] {
             assert!(all.contains(needle), "missing {needle} in:\n{all}");
         }
-        assert_eq!(e.len(), 7, "{all}");
+        assert_eq!(e.len(), 8, "{all}");
     }
 
     #[test]

@@ -532,3 +532,60 @@ fn a_spent_quota_pauses_before_any_429() {
         "X-RateLimit-Remaining: 0 was honoured before a 429"
     );
 }
+
+/// `batch_concurrency` bounds the batch files one type downloads at once (measured by the
+/// simulator while every file answer is held back), and files downloaded ahead of their turn
+/// keep delivery exactly-once, also when some of those early downloads fail or expire.
+#[test]
+fn batch_files_download_concurrently_within_the_bound() {
+    let from = day_start_ms(DAY);
+    for (width, faults) in [("1", false), ("4", false), ("4", true)] {
+        let sim = sim_with(|c| c.siem_rate = 400);
+        sim.add_fault(FaultRule::new("batch_file", FaultKind::Slow { ms: 150 }));
+        if faults {
+            sim.add_fault(
+                FaultRule::new("batch_file", FaultKind::Status { code: 503 })
+                    .probability(0.3)
+                    .times(5),
+            );
+            sim.add_fault(
+                FaultRule::new("batch_file", FaultKind::ExpiredUrl)
+                    .after(10)
+                    .times(2),
+            );
+            sim.add_fault(
+                FaultRule::new("batch_file", FaultKind::TruncatedGzip)
+                    .after(20)
+                    .times(1),
+            );
+        }
+        let plugin = Plugin::copy();
+        let mut host = host(&plugin, Generation::V5_1_1);
+        host.add_instance(spec(
+            &sim,
+            &[
+                ("siem_types", "receipt"),
+                ("batch_concurrency", width),
+                ("page_size", "20"),
+            ],
+        ))
+        .unwrap();
+        host.start();
+        assert!(
+            wait_complete(&host, &sim, &["receipt"], from, Duration::from_secs(90)),
+            "incomplete with batch_concurrency={width}, faults={faults}"
+        );
+        let c = host.stop();
+        assert_exactly_once(&c.snapshot(), &truth(&sim, &["receipt"], from));
+        let peak = sim.peak_in_flight("batch_file");
+        let want: u64 = width.parse().unwrap();
+        if faults {
+            assert!(peak <= want, "{peak} files at once, bound {want}");
+        } else {
+            assert_eq!(
+                peak, want,
+                "files downloaded at once with batch_concurrency={width}"
+            );
+        }
+    }
+}

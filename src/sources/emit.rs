@@ -1,18 +1,15 @@
 //! Encodes a source's records into chunks and sends them to collect.
 //!
 //! A chunk goes out when it reaches its target size, when the source is about to wait (end of a
-//! page, caught up), or when its oldest record has waited a second; it carries the latest
-//! position its records complete. Buffers come from the instance's pool, so steady collection
-//! reuses memory instead of mapping fresh pages.
+//! page, caught up), or when its oldest record has waited a quarter second; it carries the
+//! latest position its records complete. Sending appends the chunk to the instance's hand-off
+//! buffer and clears it for the next records, so an emitter keeps one small buffer for life.
 
-use crate::collect::{Chunk, Commit, SourceCtx};
+pub use crate::collect::Closed;
+use crate::collect::{Commit, SourceCtx};
 use crate::encode::{self, TimeField};
 use crate::ffi::buffer::HostBuf;
 use std::time::{Duration, Instant};
-
-/// The instance is stopping: the receiving side is gone.
-#[derive(Debug)]
-pub struct Closed;
 
 /// Longest a record waits in a partly filled chunk.
 const MAX_HOLD: Duration = Duration::from_millis(250);
@@ -106,18 +103,30 @@ impl<'a> Emitter<'a> {
         self.buf.len() >= self.target
     }
 
-    /// Sends the chunk if it is full or its oldest record has waited long enough.
+    /// The chunk is full or its oldest record has waited long enough.
+    pub fn due(&self) -> bool {
+        self.buf.len() >= self.target || self.oldest.is_some_and(|t| t.elapsed() >= MAX_HOLD)
+    }
+
+    /// Sends the chunk if it is due.
     pub async fn send_due(&mut self) -> Result<(), Closed> {
-        let due =
-            self.buf.len() >= self.target || self.oldest.is_some_and(|t| t.elapsed() >= MAX_HOLD);
-        if due {
+        if self.due() {
+            self.send().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the chunk if it is due, with the position `position()` computes (only then).
+    pub async fn send_due_at(&mut self, position: impl FnOnce() -> Commit) -> Result<(), Closed> {
+        if self.due() {
+            self.mark(position());
             self.send().await?;
         }
         Ok(())
     }
 
     /// Sends what has been encoded with the latest position (an empty chunk still carries its
-    /// position). Waits while the channel is full: that is the back-pressure.
+    /// position). Waits while the hand-off buffer is full: that is the back-pressure.
     pub async fn send(&mut self) -> Result<(), Closed> {
         if self.buf.is_empty() && self.position.is_none() {
             return Ok(());
@@ -130,21 +139,15 @@ impl<'a> Emitter<'a> {
             errors,
             self.newest_ms,
         );
-        let buf = std::mem::replace(&mut self.buf, self.ctx.take_buffer());
-        let chunk = Chunk {
-            buf,
-            commits: self.position.take().into_iter().collect(),
-        };
         self.oldest = None;
-        let need = crate::collect::charge(&chunk.buf).min(self.ctx.cfg.buffer_max_size) as u32;
-        let permit = self
-            .ctx
-            .budget
-            .acquire_many(need)
-            .await
-            .map_err(|_| Closed)?;
-        permit.forget();
-        self.ctx.tx.send(chunk).map_err(|_| Closed)
+        let position = self.position.take();
+        let sent = self.ctx.handoff.push(self.buf.as_slice(), position).await;
+        if self.buf.capacity() > 2 * (self.target + (64 << 10)) {
+            // An outsized record grew it: do not keep that memory for the emitter's life.
+            self.buf = self.ctx.take_buffer();
+        }
+        self.buf.clear();
+        sent
     }
 }
 

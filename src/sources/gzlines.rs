@@ -74,7 +74,7 @@ impl GzLines {
     fn drain(&mut self, on_line: &mut dyn FnMut(Line), eof: bool) {
         let acc = &mut self.dec.get_mut().0;
         let mut start = 0;
-        while let Some(nl) = acc[start..].iter().position(|&b| b == b'\n') {
+        while let Some(nl) = memchr::memchr(b'\n', &acc[start..]) {
             let line = &acc[start..start + nl];
             if self.skipping_long {
                 self.skipping_long = false;

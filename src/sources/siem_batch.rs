@@ -15,6 +15,7 @@ use crate::log::Level;
 use crate::mimecast::client::ApiError;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,12 +67,25 @@ pub struct Cursor {
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        json!({"v": 1, "list_token": self.list_token, "file": self.file, "line": self.line})
+        self.encode_at(self.file)
+    }
+
+    /// The position with `file` as the file in progress; the remembered files go along as one
+    /// string of 16-hex-digit hashes, so a restart skips a re-listed file just as a running
+    /// instance does.
+    pub fn encode_at(&self, file: usize) -> String {
+        let mut recent = String::with_capacity(self.recent.len() * 16);
+        for h in &self.recent {
+            let _ = write!(recent, "{h:016x}");
+        }
+        json!({"v": 1, "list_token": self.list_token, "file": file, "line": self.line, "recent": recent})
             .to_string()
     }
+
     pub fn decode(s: &str) -> Option<Cursor> {
         let v: Value = serde_json::from_str(s).ok()?;
         (v.get("v")?.as_u64()? == 1).then_some(())?;
+        let recent = v.get("recent").and_then(Value::as_str).unwrap_or("");
         Some(Cursor {
             list_token: v
                 .get("list_token")
@@ -79,17 +93,19 @@ impl Cursor {
                 .map(str::to_string),
             file: v.get("file")?.as_u64()? as usize,
             line: v.get("line")?.as_u64()?,
-            recent: v
-                .get("recent")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                .unwrap_or_default(),
+            recent: recent
+                .as_bytes()
+                .chunks_exact(16)
+                .filter_map(|h| u64::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
+                .collect(),
         })
     }
 }
 
 struct BatchFile {
     url: String,
+    /// Compressed size the listing announces, if it does.
+    size: Option<u64>,
 }
 
 struct Page {
@@ -111,6 +127,7 @@ fn parse_page(v: &Value) -> Result<Page, ApiError> {
             .ok_or_else(|| ApiError::Decode("batch listing entry has no 'url'".into()))?;
         files.push(BatchFile {
             url: url.to_string(),
+            size: f.get("size").and_then(Value::as_u64),
         });
     }
     Ok(Page {
@@ -140,6 +157,7 @@ enum Poll {
 
 use super::Stop;
 
+#[derive(Debug)]
 enum FileError {
     /// 403/404 on the URL: expired or gone.
     Expired(u16),
@@ -147,6 +165,127 @@ enum FileError {
     Transient(String),
     /// The bytes are not a valid gzip stream.
     Corrupt(String),
+}
+
+/// A file downloaded ahead of its turn.
+enum Fetched {
+    /// The whole compressed file, and the share of the instance's budget it holds.
+    Body(bytes::Bytes, tokio::sync::OwnedSemaphorePermit),
+    /// The download failed; its turn starts from this error.
+    Failed(FileError),
+    /// Larger than announced: downloaded again, streaming, at its turn.
+    Oversize,
+}
+
+/// Compressed bytes every source of an instance may hold in files downloaded ahead.
+pub const AHEAD_BUDGET: usize = 8 << 20;
+
+/// Room over the announced size before a file downloaded ahead is given up.
+const AHEAD_SLACK: u64 = 64 << 10;
+
+/// Downloads of the files after the one being decoded (at most `batch_concurrency - 1`, within
+/// the instance's byte budget, in page order). Dropping it cancels what is still running.
+struct Ahead {
+    ctx: Arc<SourceCtx>,
+    width: usize,
+    /// Next file index not yet considered for an early download.
+    next: usize,
+    running: VecDeque<(usize, tokio::task::JoinHandle<Fetched>)>,
+}
+
+impl Ahead {
+    fn new(ctx: &Arc<SourceCtx>, from: usize) -> Self {
+        Ahead {
+            ctx: ctx.clone(),
+            width: ctx.cfg.batch_concurrency.saturating_sub(1),
+            next: from,
+            running: VecDeque::new(),
+        }
+    }
+
+    /// Starts early downloads for the files after `current`, as far as width and budget allow.
+    /// A file without an announced size, or larger than the budget, waits for its turn.
+    fn fill(&mut self, page: &Page, current: usize, recent: &VecDeque<u64>) {
+        self.next = self.next.max(current + 1);
+        while self.next <= current + self.width {
+            let Some(file) = page.files.get(self.next) else {
+                return;
+            };
+            let index = self.next;
+            let id = path_hash(object_path(&file.url));
+            let want = file
+                .size
+                .map(|n| n.saturating_add(AHEAD_SLACK))
+                .filter(|&n| n <= AHEAD_BUDGET as u64);
+            if let (false, Some(want)) = (recent.contains(&id), want) {
+                let Ok(permit) = self
+                    .ctx
+                    .budget_ahead
+                    .clone()
+                    .try_acquire_many_owned(want as u32)
+                else {
+                    return; // budget spent: try again after the next file
+                };
+                let task = tokio::spawn(fetch_whole(
+                    self.ctx.clone(),
+                    file.url.clone(),
+                    want as usize,
+                    permit,
+                ));
+                self.running.push_back((index, task));
+            }
+            self.next += 1;
+        }
+    }
+
+    /// What was downloaded early for file `index`, waiting for it to finish; None if nothing.
+    async fn take(&mut self, index: usize) -> Option<Fetched> {
+        while self.running.front().is_some_and(|(i, _)| *i < index) {
+            if let Some((_, t)) = self.running.pop_front() {
+                t.abort();
+            }
+        }
+        if self.running.front().is_some_and(|(i, _)| *i == index) {
+            let (_, task) = self.running.pop_front()?;
+            return task.await.ok();
+        }
+        None
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        for (_, t) in &self.running {
+            t.abort();
+        }
+    }
+}
+
+/// Downloads one file whole, within `limit` bytes.
+async fn fetch_whole(
+    ctx: Arc<SourceCtx>,
+    url: String,
+    limit: usize,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Fetched {
+    let mut resp = match ctx.client.download(&url).await {
+        Ok(r) => r,
+        Err(e) => return Fetched::Failed(FileError::Transient(e.without_url().to_string())),
+    };
+    match resp.status().as_u16() {
+        200 => {}
+        s @ (403 | 404) => return Fetched::Failed(FileError::Expired(s)),
+        s => return Fetched::Failed(FileError::Transient(format!("HTTP {s}"))),
+    }
+    let mut body = bytes::BytesMut::with_capacity(limit);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) if body.len() + c.len() <= limit => body.extend_from_slice(&c),
+            Ok(Some(_)) => return Fetched::Oversize,
+            Ok(None) => return Fetched::Body(body.freeze(), permit),
+            Err(e) => return Fetched::Failed(FileError::Transient(e.without_url().to_string())),
+        }
+    }
 }
 
 pub struct BatchType {
@@ -228,15 +367,20 @@ impl BatchType {
     }
 
     fn commit(&self, cur: &Cursor) -> Commit {
+        self.commit_at(cur, cur.file)
+    }
+
+    /// The position inside file `file`, `cur.line` lines in.
+    fn commit_at(&self, cur: &Cursor, file: usize) -> Commit {
         Commit {
             key: self.key.clone(),
-            cursor: cur.encode(),
+            cursor: cur.encode_at(file),
         }
     }
 
     /// One page. Whatever way it ends, what was encoded is sent with the position reached, so
     /// the in-memory cursor never runs ahead of the records handed over.
-    async fn poll(&self, ctx: &SourceCtx, cur: &mut Cursor) -> Result<Poll, Stop> {
+    async fn poll(&self, ctx: &Arc<SourceCtx>, cur: &mut Cursor) -> Result<Poll, Stop> {
         let mut em = Emitter::new(
             ctx,
             self.family.source(),
@@ -251,15 +395,17 @@ impl BatchType {
 
     async fn poll_page(
         &self,
-        ctx: &SourceCtx,
+        ctx: &Arc<SourceCtx>,
         cur: &mut Cursor,
         em: &mut Emitter<'_>,
     ) -> Result<Poll, Stop> {
         let page = self.list(ctx, cur.list_token.as_deref()).await?;
         let pending = page.files.len().saturating_sub(cur.file) as u64;
         ctx.client.metrics.progress(&self.key, false, pending);
+        let mut ahead = Ahead::new(ctx, cur.file);
         for i in cur.file..page.files.len() {
             let Some(file) = page.files.get(i) else { break };
+            ahead.fill(&page, i, &cur.recent);
             let path = object_path(&file.url).to_string();
             let id = path_hash(&path);
             if cur.recent.contains(&id) {
@@ -268,7 +414,8 @@ impl BatchType {
                     self.key
                 ));
             } else {
-                self.deliver_file(ctx, cur, i, &file.url, em).await?;
+                let early = ahead.take(i).await;
+                self.deliver_file(ctx, cur, i, &file.url, early, em).await?;
                 cur.recent.push_back(id);
                 if cur.recent.len() > RECENT_FILES {
                     cur.recent.pop_front();
@@ -276,8 +423,7 @@ impl BatchType {
             }
             cur.file = i + 1;
             cur.line = 0;
-            em.mark(self.commit(cur));
-            em.send_due().await?;
+            em.send_due_at(|| self.commit(cur)).await?;
         }
         let stuck = page.next.is_some() && page.next == cur.list_token;
         if stuck && !page.caught_up {
@@ -312,12 +458,22 @@ impl BatchType {
         cur: &mut Cursor,
         index: usize,
         url: &str,
+        mut early: Option<Fetched>,
         em: &mut Emitter<'_>,
     ) -> Result<(), Stop> {
         let mut url = url.to_string();
         let mut attempt = 0;
         loop {
-            let err = match self.download(ctx, cur, index, &url, em).await? {
+            let outcome = match early.take() {
+                Some(Fetched::Body(body, _permit)) => {
+                    self.download(ctx, cur, index, &url, Some(body), em).await?
+                }
+                Some(Fetched::Failed(e)) => Err(e),
+                Some(Fetched::Oversize) | None => {
+                    self.download(ctx, cur, index, &url, None, em).await?
+                }
+            };
+            let err = match outcome {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
@@ -403,26 +559,34 @@ impl BatchType {
         em.error(&reason, b"", &[("mimecast_file", path), ("type", &self.ty)]);
     }
 
-    /// One download attempt. Lines before `cur.line` were delivered already and are skipped;
-    /// `cur.line` advances with every line encoded.
+    /// One download attempt, or the decoding of a file downloaded ahead (`fetched`). Lines
+    /// before `cur.line` were delivered already and are skipped; `cur.line` advances with every
+    /// line encoded.
     async fn download(
         &self,
         ctx: &SourceCtx,
         cur: &mut Cursor,
         index: usize,
         url: &str,
+        fetched: Option<bytes::Bytes>,
         em: &mut Emitter<'_>,
     ) -> Result<Result<(), FileError>, Stop> {
-        let mut resp = match ctx.client.download(url).await {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(FileError::Transient(e.without_url().to_string()))),
+        let mut body = match fetched {
+            Some(b) => Body::Fetched(Some(b)),
+            None => {
+                let resp = match ctx.client.download(url).await {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(FileError::Transient(e.without_url().to_string()))),
+                };
+                let status = resp.status().as_u16();
+                match status {
+                    200 => {}
+                    403 | 404 => return Ok(Err(FileError::Expired(status))),
+                    s => return Ok(Err(FileError::Transient(format!("HTTP {s}")))),
+                }
+                Body::Live(resp)
+            }
         };
-        let status = resp.status().as_u16();
-        match status {
-            200 => {}
-            403 | 404 => return Ok(Err(FileError::Expired(status))),
-            s => return Ok(Err(FileError::Transient(format!("HTTP {s}")))),
-        }
         let path = object_path(url).to_string();
         let mut sink = LineSink {
             em,
@@ -433,12 +597,12 @@ impl BatchType {
         };
         let mut gz = GzLines::new();
         loop {
-            let chunk = match resp.chunk().await {
+            let chunk = match body.chunk().await {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(e) => {
                     cur.line = sink.done();
-                    return Ok(Err(FileError::Transient(e.without_url().to_string())));
+                    return Ok(Err(FileError::Transient(e)));
                 }
             };
             // One network chunk can inflate to megabytes: hand records over as the buffer
@@ -450,19 +614,11 @@ impl BatchType {
                 }
                 if sink.em.full() {
                     cur.line = sink.done();
-                    sink.em.mark(self.commit(&Cursor {
-                        file: index,
-                        ..cur.clone()
-                    }));
-                    sink.em.send_due().await?;
+                    sink.em.send_due_at(|| self.commit_at(cur, index)).await?;
                 }
             }
             cur.line = sink.done();
-            sink.em.mark(self.commit(&Cursor {
-                file: index,
-                ..cur.clone()
-            }));
-            sink.em.send_due().await?;
+            sink.em.send_due_at(|| self.commit_at(cur, index)).await?;
         }
         if let Err(e) = gz.finish(&mut |l| sink.line(l)) {
             cur.line = sink.done();
@@ -470,6 +626,21 @@ impl BatchType {
         }
         cur.line = sink.done();
         Ok(Ok(()))
+    }
+}
+
+/// A batch file's bytes: arriving from the network, or downloaded ahead.
+enum Body {
+    Live(reqwest::Response),
+    Fetched(Option<bytes::Bytes>),
+}
+
+impl Body {
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, String> {
+        match self {
+            Body::Live(r) => r.chunk().await.map_err(|e| e.without_url().to_string()),
+            Body::Fetched(b) => Ok(b.take()),
+        }
     }
 }
 
@@ -498,5 +669,32 @@ impl LineSink<'_, '_> {
     /// Lines of the file delivered so far (encoded now or in an earlier attempt).
     fn done(&self) -> u64 {
         self.line_no.max(self.skip)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_with_its_remembered_files() {
+        let cur = Cursor {
+            list_token: Some("tok==".into()),
+            file: 3,
+            line: 17,
+            recent: [0u64, 1, u64::MAX, path_hash("/bucket/a.gz")]
+                .into_iter()
+                .collect(),
+        };
+        assert_eq!(Cursor::decode(&cur.encode()), Some(cur.clone()));
+        let at = Cursor::decode(&cur.encode_at(1)).unwrap();
+        assert_eq!((at.file, at.line, at.recent.len()), (1, 17, 4));
+        // A position written before the ring was kept still loads.
+        let old = r#"{"v":1,"list_token":null,"file":2,"line":5}"#;
+        let c = Cursor::decode(old).unwrap();
+        assert_eq!((c.file, c.line, c.recent.len()), (2, 5, 0));
+        // A damaged ring loses only what cannot be read.
+        let bad = r#"{"v":1,"list_token":null,"file":0,"line":0,"recent":"zz000000000000000000000000000001"}"#;
+        assert_eq!(Cursor::decode(bad).unwrap().recent, VecDeque::from([1u64]));
     }
 }
