@@ -81,7 +81,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "state_reset", default: None, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
     Property { name: "startup_check", default: Some("off"), description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
     Property { name: "buffer_max_size", default: Some("32M"), description: "Most bytes of records handed to Fluent Bit per collect, and the size of the one buffer the records wait in (k, M suffixes; 64k-64M)." },
-    Property { name: "batch_concurrency", default: Some("4"), description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 8 MiB per instance (1-16)." },
+    Property { name: "batch_concurrency", default: Some("4"), description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 4 MiB per instance (1-16)." },
 ];
 
 #[derive(Clone)]

@@ -178,7 +178,7 @@ enum Fetched {
 }
 
 /// Compressed bytes every source of an instance may hold in files downloaded ahead.
-pub const AHEAD_BUDGET: usize = 8 << 20;
+pub const AHEAD_BUDGET: usize = 4 << 20;
 
 /// Room over the announced size before a file downloaded ahead is given up.
 const AHEAD_SLACK: u64 = 64 << 10;
