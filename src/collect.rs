@@ -92,9 +92,33 @@ impl Handoff {
         }
     }
 
-    /// Bytes waiting for collect.
-    pub fn waiting(&self) -> usize {
-        lock(&self.pending).buf.len()
+    /// For collect: the buffer with its records (None if it holds none, or is still with the
+    /// host) and the positions reached, which are true once that buffer is delivered (or at
+    /// once, when there is no buffer).
+    fn take(&self) -> (Option<HostBuf>, Vec<Commit>) {
+        let mut p = lock(&self.pending);
+        if p.out {
+            return (None, Vec::new());
+        }
+        let commits = std::mem::take(&mut p.commits);
+        if p.buf.is_empty() {
+            return (None, commits);
+        }
+        p.out = true;
+        (Some(std::mem::take(&mut p.buf)), commits)
+    }
+
+    /// The host released the buffer `take` handed out: sources may fill it again.
+    fn give_back(&self, mut buf: HostBuf) {
+        buf.clear();
+        let mut p = lock(&self.pending);
+        // A single outsized record can have grown it past the size: do not keep that.
+        if p.buf.capacity() == 0 && buf.capacity() <= self.max.saturating_mul(2) {
+            p.buf = buf;
+        }
+        p.out = false;
+        drop(p);
+        self.room.notify_waiters();
     }
 
     fn close(&self) {
@@ -209,21 +233,14 @@ impl Instance {
             // collect); hand out nothing rather than lose track of its commits.
             return None;
         }
-        let mut p = lock(&self.ctx.handoff.pending);
-        if p.out {
-            return None;
-        }
-        let commits = std::mem::take(&mut p.commits);
-        if p.buf.is_empty() {
-            drop(p);
+        let (buf, commits) = self.ctx.handoff.take();
+        let Some(buf) = buf else {
             // Nothing to deliver, and everything before it was delivered already: the
             // positions are true now.
             self.state
                 .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
             return None;
-        }
-        let buf = std::mem::take(&mut p.buf);
-        p.out = true;
+        };
         *out = Some(Outstanding {
             ptr: buf.as_slice().as_ptr() as usize,
             cap: buf.capacity(),
@@ -234,15 +251,8 @@ impl Instance {
     }
 
     /// Takes back the buffer the host released: it collects the next records.
-    pub fn recycle(&self, mut buf: HostBuf) {
-        buf.clear();
-        let mut p = lock(&self.ctx.handoff.pending);
-        if p.buf.capacity() == 0 {
-            p.buf = buf;
-        }
-        p.out = false;
-        drop(p);
-        self.ctx.handoff.room.notify_waiters();
+    pub fn recycle(&self, buf: HostBuf) {
+        self.ctx.handoff.give_back(buf);
     }
 
     /// The host appended the buffer at `ptr`: its records are Fluent Bit's now. Returns
@@ -316,4 +326,86 @@ fn run(ctx: Arc<SourceCtx>, mut stop: tokio::sync::watch::Receiver<bool>) {
     });
     // Dropping the runtime cancels every request in flight before the thread ends.
     drop(rt);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn commit(n: u32) -> Option<Commit> {
+        Some(Commit {
+            key: "k".into(),
+            cursor: n.to_string(),
+        })
+    }
+
+    fn cursors(c: &[Commit]) -> Vec<&str> {
+        c.iter().map(|c| c.cursor.as_str()).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn sources_wait_while_the_buffer_is_full_or_with_the_host() {
+        let h = Arc::new(Handoff::new(100));
+        h.push(&[1; 60], commit(1)).await.unwrap();
+        h.push(&[2; 40], commit(2)).await.unwrap();
+        // Full: the next chunk waits.
+        let waiter = {
+            let h = h.clone();
+            tokio::spawn(async move { h.push(&[3; 10], commit(3)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "a full buffer takes no more");
+
+        let (buf, commits) = h.take();
+        let buf = buf.expect("records to hand over");
+        assert_eq!(buf.len(), 100);
+        assert_eq!(&buf.as_slice()[58..62], &[1, 1, 2, 2]);
+        assert_eq!(cursors(&commits), ["1", "2"]);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            !waiter.is_finished(),
+            "nothing is added while the host holds it"
+        );
+        assert!(h.take().0.is_none(), "one buffer out at a time");
+
+        let cap = buf.capacity();
+        h.give_back(buf);
+        waiter.await.unwrap().unwrap();
+        let (buf, commits) = h.take();
+        let buf = buf.unwrap();
+        assert_eq!(
+            (buf.as_slice(), buf.capacity()),
+            (&[3u8; 10][..], cap),
+            "same memory reused"
+        );
+        assert_eq!(cursors(&commits), ["3"]);
+        h.give_back(buf);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn positions_without_records_and_outsized_chunks() {
+        let h = Handoff::new(8192);
+        h.push(&[], commit(7)).await.unwrap();
+        let (buf, commits) = h.take();
+        assert!(buf.is_none());
+        assert_eq!(
+            cursors(&commits),
+            ["7"],
+            "true at once: nothing before them is pending"
+        );
+
+        // A chunk larger than the size goes alone, and its memory is not kept.
+        h.push(&[9; 20_000], commit(8)).await.unwrap();
+        let (buf, _) = h.take();
+        let buf = buf.unwrap();
+        assert_eq!(buf.len(), 20_000);
+        h.give_back(buf);
+        h.push(&[1; 10], None).await.unwrap();
+        let (buf, _) = h.take();
+        assert!(buf.unwrap().capacity() <= 16_384, "outsized buffer dropped");
+
+        h.close();
+        assert!(h.push(&[1], None).await.is_err(), "closed");
+    }
 }
