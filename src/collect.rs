@@ -241,6 +241,10 @@ impl Instance {
                 .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
             return None;
         };
+        self.log.debug(format_args!(
+            "collect: handing over {} bytes of records",
+            buf.len()
+        ));
         *out = Some(Outstanding {
             ptr: buf.as_slice().as_ptr() as usize,
             cap: buf.capacity(),

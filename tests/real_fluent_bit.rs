@@ -391,3 +391,62 @@ fn real_fluent_bit_exposes_the_plugin_metrics() {
         "{text}"
     );
 }
+
+/// A backlog goes to a real Fluent Bit in collects of up to `buffer_max_size` (32M by default),
+/// far above the 9 MB one observed to work: every event once, nothing refused by the host.
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_takes_full_size_collects_of_a_backlog() {
+    let Some(bin) = fluent_bit() else { return };
+    let sim = sim_with(|c| c.siem_rate = 4000);
+    let plugin = Plugin::copy();
+    let dir = temp_dir("realfb-big");
+    let inputs = input(
+        &sim,
+        &dir.join("s0"),
+        "    siem_types receipt\n    Tag mc.receipt\n    log_level debug\n",
+    );
+    let from = day_start_ms(Duration::from_secs(86_400));
+    let want: BTreeSet<EventKey> = truth(&sim, &["receipt"], from);
+    let mut run = start(&bin, &dir, &plugin, &inputs, &[]);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(120) {
+        if run.out.lock().unwrap().len() >= want.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let status = sigterm(&mut run);
+    let err = run.err.lock().unwrap().clone();
+    let got = keys(&run.out.lock().unwrap());
+    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
+    assert!(
+        want.is_subset(&unique),
+        "missing {} of {}",
+        want.difference(&unique).count(),
+        want.len()
+    );
+    assert_eq!(got.len(), unique.len(), "duplicates");
+    let largest = err
+        .lines()
+        .filter_map(|l| {
+            l.split("handing over ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest > 16 << 20,
+        "largest collect {largest} bytes: the backlog should fill collects"
+    );
+    assert!(!err.contains("[error]"), "{err}");
+    assert!(status.success(), "exit {status:?}");
+}
