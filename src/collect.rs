@@ -150,15 +150,25 @@ impl SourceCtx {
         (self.cfg.buffer_max_size / 32).clamp(16 << 10, 256 << 10)
     }
 
+    /// Allocation of a chunk buffer: the target plus room for the record that crosses it.
+    fn chunk_capacity(&self) -> usize {
+        self.chunk_target() + (64 << 10)
+    }
+
+    /// A chunk buffer an outsized record grew far past its size: not worth keeping.
+    pub fn outsized(&self, buf: &HostBuf) -> bool {
+        buf.capacity() > 2 * self.chunk_capacity()
+    }
+
     /// An empty buffer, reused when one is available.
     pub fn take_buffer(&self) -> HostBuf {
         lock(&self.pool)
             .pop()
-            .unwrap_or_else(|| HostBuf::with_capacity(self.chunk_target() + (64 << 10)))
+            .unwrap_or_else(|| HostBuf::with_capacity(self.chunk_capacity()))
     }
 
     pub fn return_buffer(&self, mut buf: HostBuf) {
-        if buf.capacity() == 0 || buf.capacity() > 2 * (self.chunk_target() + (64 << 10)) {
+        if buf.capacity() == 0 || self.outsized(&buf) {
             return;
         }
         buf.clear();
@@ -227,12 +237,9 @@ impl Instance {
     /// Hands over what is ready (at most `buffer_max_size` bytes) without waiting. `None` =
     /// nothing.
     pub fn collect(&self) -> Option<HostBuf> {
+        // While the host holds the previous buffer (it always releases it before the next
+        // collect), the hand-off gives nothing, so its commits are never lost track of.
         let mut out = lock(&self.outstanding);
-        if out.is_some() {
-            // The host has not released the previous buffer (it always does before the next
-            // collect); hand out nothing rather than lose track of its commits.
-            return None;
-        }
         let (buf, commits) = self.ctx.handoff.take();
         let Some(buf) = buf else {
             // Nothing to deliver, and everything before it was delivered already: the

@@ -335,32 +335,23 @@ impl Config {
         let overlap = duration("overlap", 1800, 0, 86_400);
         let initial_lookback = duration("initial_lookback", 86_400, 0, 60 * 86_400);
         let request_timeout = duration("request_timeout", 30, 1, 600);
-        let page_size = match get("page_size") {
-            None => 100,
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if (1..=500).contains(&n) => n,
-                _ => {
-                    err(
-                        "page_size",
-                        format!("'{v}' is not a whole number from 1 to 500"),
-                    );
-                    100
-                }
-            },
+        let mut whole = |prop: &str, default: usize, min: usize, max: usize| -> usize {
+            match get(prop) {
+                None => default,
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if (min..=max).contains(&n) => n,
+                    _ => {
+                        err(
+                            prop,
+                            format!("'{v}' is not a whole number from {min} to {max}"),
+                        );
+                        default
+                    }
+                },
+            }
         };
-        let batch_concurrency = match get("batch_concurrency") {
-            None => 4,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (1..=16).contains(&n) => n,
-                _ => {
-                    err(
-                        "batch_concurrency",
-                        format!("'{v}' is not a whole number from 1 to 16"),
-                    );
-                    4
-                }
-            },
-        };
+        let page_size = whole("page_size", 100, 1, 500) as u32;
+        let batch_concurrency = whole("batch_concurrency", 4, 1, 16);
         let buffer_max_size = match get("buffer_max_size") {
             None => 32 << 20,
             Some(v) => match parse_size(&v) {

@@ -328,21 +328,6 @@ impl Sim {
         self.truth(stream, from, to)
     }
 
-    /// Computes and caches the size of every batch file published now (what a listing reports),
-    /// so a benchmark's first listing does not wait for the simulator to gzip a page of files.
-    pub fn warm_batch_sizes(&self) {
-        let (from, to) = server::batch_bounds(&self.state);
-        for s in model::CG_TYPES.chain(model::CI_TYPES) {
-            let mut k = from / model::SLOT_MS;
-            while (k + 1) * model::SLOT_MS <= to {
-                if self.state.grid.count(s, k) > 0 {
-                    server::file_size_pub(&self.state, s, k);
-                }
-                k += 1;
-            }
-        }
-    }
-
     /// Compresses every batch file published now once and keeps the bytes, so that serving
     /// them costs what a static file server's sends cost: a benchmark then measures the
     /// client, not the simulator's gzip. Takes memory: about a tenth of the NDJSON.

@@ -838,10 +838,6 @@ pub(crate) fn batch_file_gz(st: &State, s: u16, slot: i64) -> Vec<u8> {
     gzip(&ndjson(st, s, slot, 0))
 }
 
-pub(crate) fn file_size_pub(st: &State, s: u16, slot: i64) -> usize {
-    file_size(st, s, slot)
-}
-
 fn file_size(st: &State, s: u16, slot: i64) -> usize {
     if let Some(n) = lock(&st.sizes).get(&(s, slot)) {
         return *n;

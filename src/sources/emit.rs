@@ -142,7 +142,7 @@ impl<'a> Emitter<'a> {
         self.oldest = None;
         let position = self.position.take();
         let sent = self.ctx.handoff.push(self.buf.as_slice(), position).await;
-        if self.buf.capacity() > 2 * (self.target + (64 << 10)) {
+        if self.ctx.outsized(&self.buf) {
             // An outsized record grew it: do not keep that memory for the emitter's life.
             self.buf = self.ctx.take_buffer();
         }

@@ -157,7 +157,6 @@ enum Poll {
 
 use super::Stop;
 
-#[derive(Debug)]
 enum FileError {
     /// 403/404 on the URL: expired or gone.
     Expired(u16),
@@ -261,6 +260,20 @@ impl Drop for Ahead {
     }
 }
 
+/// Requests a batch file; its answer, if it is the file's bytes.
+async fn open(ctx: &SourceCtx, url: &str) -> Result<Body, FileError> {
+    let resp = ctx
+        .client
+        .download(url)
+        .await
+        .map_err(|e| FileError::Transient(e.without_url().to_string()))?;
+    match resp.status().as_u16() {
+        200 => Ok(Body::Live(resp)),
+        s @ (403 | 404) => Err(FileError::Expired(s)),
+        s => Err(FileError::Transient(format!("HTTP {s}"))),
+    }
+}
+
 /// Downloads one file whole, within `limit` bytes.
 async fn fetch_whole(
     ctx: Arc<SourceCtx>,
@@ -268,22 +281,17 @@ async fn fetch_whole(
     limit: usize,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Fetched {
-    let mut resp = match ctx.client.download(&url).await {
-        Ok(r) => r,
-        Err(e) => return Fetched::Failed(FileError::Transient(e.without_url().to_string())),
+    let mut body = match open(&ctx, &url).await {
+        Ok(b) => b,
+        Err(e) => return Fetched::Failed(e),
     };
-    match resp.status().as_u16() {
-        200 => {}
-        s @ (403 | 404) => return Fetched::Failed(FileError::Expired(s)),
-        s => return Fetched::Failed(FileError::Transient(format!("HTTP {s}"))),
-    }
-    let mut body = bytes::BytesMut::with_capacity(limit);
+    let mut whole = bytes::BytesMut::with_capacity(limit);
     loop {
-        match resp.chunk().await {
-            Ok(Some(c)) if body.len() + c.len() <= limit => body.extend_from_slice(&c),
+        match body.chunk().await {
+            Ok(Some(c)) if whole.len() + c.len() <= limit => whole.extend_from_slice(&c),
             Ok(Some(_)) => return Fetched::Oversize,
-            Ok(None) => return Fetched::Body(body.freeze(), permit),
-            Err(e) => return Fetched::Failed(FileError::Transient(e.without_url().to_string())),
+            Ok(None) => return Fetched::Body(whole.freeze(), permit),
+            Err(e) => return Fetched::Failed(FileError::Transient(e)),
         }
     }
 }
@@ -573,19 +581,10 @@ impl BatchType {
     ) -> Result<Result<(), FileError>, Stop> {
         let mut body = match fetched {
             Some(b) => Body::Fetched(Some(b)),
-            None => {
-                let resp = match ctx.client.download(url).await {
-                    Ok(r) => r,
-                    Err(e) => return Ok(Err(FileError::Transient(e.without_url().to_string()))),
-                };
-                let status = resp.status().as_u16();
-                match status {
-                    200 => {}
-                    403 | 404 => return Ok(Err(FileError::Expired(status))),
-                    s => return Ok(Err(FileError::Transient(format!("HTTP {s}")))),
-                }
-                Body::Live(resp)
-            }
+            None => match open(ctx, url).await {
+                Ok(b) => b,
+                Err(e) => return Ok(Err(e)),
+            },
         };
         let path = object_path(url).to_string();
         let mut sink = LineSink {
