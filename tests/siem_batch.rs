@@ -256,59 +256,113 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
     let sim = sim_with(|_| {});
     let plugin = Plugin::copy();
     let mut host = host(&plugin, Generation::V5_1_1);
-    sim.add_fault(
-        FaultRule::new("batch_file", FaultKind::MalformedLines { every: 2 })
-            .after(1)
-            .times(1),
-    );
-    sim.add_fault(
-        FaultRule::new("batch_file", FaultKind::CorruptGzip)
-            .after(3)
-            .times(1),
-    );
-    sim.add_fault(
-        FaultRule::new("batch_file", FaultKind::TruncatedGzip)
-            .after(6)
-            .times(1),
-    );
+    let from = day_start_ms(DAY);
+    // Each fault is aimed at one file by its path: files are downloaded ahead, concurrently,
+    // so "the n-th request" would not say which file (or which attempt at it) is hit.
+    let slots: Vec<(u16, i64)> = truth(&sim, &["receipt"], from)
+        .iter()
+        .map(|k| (k.stream, k.slot))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(slots.len() > 8, "a day of files: {}", slots.len());
+    let file = |i: usize| format!("/{}/{}.json.gz", slots[i].0, slots[i].1);
+    let (bad_lines, corrupt_once, truncated_once, never_readable) = (1, 2, 3, 4);
+    for (i, kind, times) in [
+        (bad_lines, FaultKind::MalformedLines { every: 2 }, 1),
+        (corrupt_once, FaultKind::CorruptGzip, 1),
+        (truncated_once, FaultKind::TruncatedGzip, 1),
+        (never_readable, FaultKind::CorruptGzip, 1000),
+    ] {
+        sim.add_fault(
+            FaultRule::new("batch_file", kind)
+                .on_path(&file(i))
+                .times(times),
+        );
+    }
+    let in_slot = |k: &mimecast_sim::EventKey, i: usize| (k.stream, k.slot) == slots[i];
+    let errors_of = |recs: &[fbhost::Record], i: usize| -> usize {
+        errors(recs)
+            .iter()
+            .filter(|e| {
+                e.str_field("mimecast_file")
+                    .is_some_and(|f| f.ends_with(&file(i)))
+            })
+            .count()
+    };
     host.add_instance(spec(&sim, &[("siem_types", "receipt")]))
         .unwrap();
-    let from = day_start_ms(DAY);
     host.start();
-    let want = truth(&sim, &["receipt"], from);
-    assert!(host.collected.wait_for(Duration::from_secs(60), |recs| {
-        let got: BTreeSet<_> = ids(recs).into_iter().collect();
-        got.len() + errors(recs).len() >= want.len() && !errors(recs).is_empty()
-    }));
+    assert!(
+        host.collected.wait_for(Duration::from_secs(60), |recs| {
+            let got: BTreeSet<_> = ids(recs).into_iter().collect();
+            let want = truth(&sim, &["receipt"], from);
+            let readable = want
+                .iter()
+                .filter(|k| !in_slot(k, bad_lines) && !in_slot(k, never_readable));
+            let bad_total = want.iter().filter(|k| in_slot(k, bad_lines)).count();
+            let bad_got = got.iter().filter(|k| in_slot(k, bad_lines)).count();
+            readable.clone().all(|k| got.contains(k))
+                && bad_got + errors_of(recs, bad_lines) >= bad_total
+                && errors_of(recs, never_readable) >= 1
+        }),
+        "every readable event, and an error record for each broken line and the broken file"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let c = host.stop();
     let recs = c.snapshot();
-    let errs = errors(&recs);
+    let want = truth(&sim, &["receipt"], from);
     let got = ids(&recs);
     let unique: BTreeSet<_> = got.iter().copied().collect();
     assert_eq!(
         got.len(),
         unique.len(),
-        "no duplicates after retrying a truncated file"
+        "no duplicates after retrying corrupt and truncated files"
     );
     assert!(unique.is_subset(&want));
-    let lost = want.len() - unique.len();
-    assert_eq!(
-        errs.len(),
-        lost,
-        "each broken line is one error record, nothing else is lost"
-    );
-    for e in &errs {
-        assert_eq!(e.str_field("mimecast_source"), Some("siem_cg"));
-        assert!(e
-            .str_field("mimecast_error")
-            .unwrap()
-            .contains("invalid JSON"));
+    for k in want.difference(&unique) {
         assert!(
-            e.str_field("mimecast_file").unwrap().ends_with(".json.gz"),
+            in_slot(k, bad_lines) || in_slot(k, never_readable),
+            "lost {k:?}, which no fault touched"
+        );
+    }
+    let bad_total = want.iter().filter(|k| in_slot(k, bad_lines)).count();
+    let bad_got = unique.iter().filter(|k| in_slot(k, bad_lines)).count();
+    assert!(bad_got < bad_total, "the malformed lines were served");
+    assert_eq!(
+        errors_of(&recs, bad_lines),
+        bad_total - bad_got,
+        "each broken line is one error record, nothing else of its file is lost"
+    );
+    assert_eq!(
+        unique.iter().filter(|k| in_slot(k, never_readable)).count(),
+        0
+    );
+    assert_eq!(
+        errors_of(&recs, never_readable),
+        1,
+        "a file that stays unreadable is one error record"
+    );
+    assert_eq!(
+        errors(&recs).len(),
+        errors_of(&recs, bad_lines) + 1,
+        "files corrupt or truncated once were read on a retry, without an error record"
+    );
+    for e in errors(&recs) {
+        assert_eq!(e.str_field("mimecast_source"), Some("siem_cg"));
+        assert_eq!(e.str_field("type"), Some("receipt"));
+        let msg = e.str_field("mimecast_error").unwrap();
+        let name = e.str_field("mimecast_file").unwrap();
+        if name.ends_with(&file(never_readable)) {
+            assert!(msg.contains("could not be read"), "{msg}");
+        } else {
+            assert!(msg.contains("invalid JSON"), "{msg}");
+        }
+        assert!(
+            name.ends_with(".json.gz"),
             "names the file without its signature"
         );
-        assert!(!e.str_field("mimecast_file").unwrap().contains("Signature"));
+        assert!(!name.contains("Signature"));
     }
     assert!(c.violations().is_empty(), "{:?}", c.violations());
 }

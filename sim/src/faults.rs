@@ -81,6 +81,10 @@ pub struct FaultRule {
     /// Chance (0..=1) that a matching request is hit, drawn from the seeded generator.
     #[serde(default = "certain")]
     pub probability: f64,
+    /// Only requests whose path contains this (for example one batch file's name); `None`:
+    /// every path of the endpoint. Lets a test aim at one file however requests interleave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 fn certain() -> f64 {
@@ -95,7 +99,13 @@ impl FaultRule {
             count: None,
             after: 0,
             probability: 1.0,
+            path: None,
         }
+    }
+    /// Fires only on requests whose path contains `part`.
+    pub fn on_path(mut self, part: &str) -> Self {
+        self.path = Some(part.into());
+        self
     }
     pub fn times(mut self, n: u64) -> Self {
         self.count = Some(n);
@@ -137,12 +147,15 @@ impl Faults {
         lock(&self.rules).clone()
     }
 
-    /// The faults that fire for one request to `endpoint` (consuming counts).
-    pub fn take(&self, endpoint: &str) -> Vec<FaultKind> {
+    /// The faults that fire for one request to `endpoint` at `path` (consuming counts).
+    pub fn take(&self, endpoint: &str, path: &str) -> Vec<FaultKind> {
         let mut rules = lock(&self.rules);
         let mut fired = Vec::new();
         for rule in rules.iter_mut() {
             if rule.endpoint != "*" && rule.endpoint != endpoint {
+                continue;
+            }
+            if rule.path.as_deref().is_some_and(|p| !path.contains(p)) {
                 continue;
             }
             if rule.after > 0 {
@@ -185,11 +198,11 @@ mod tests {
                 .times(2)
                 .after(1),
         );
-        assert!(f.take("dlp").is_empty());
-        assert!(f.take("audit").is_empty(), "first request let through");
-        assert_eq!(f.take("audit"), vec![FaultKind::Status { code: 503 }]);
-        assert_eq!(f.take("audit").len(), 1);
-        assert!(f.take("audit").is_empty(), "count exhausted");
+        assert!(f.take("dlp", "/").is_empty());
+        assert!(f.take("audit", "/").is_empty(), "first request let through");
+        assert_eq!(f.take("audit", "/"), vec![FaultKind::Status { code: 503 }]);
+        assert_eq!(f.take("audit", "/").len(), 1);
+        assert!(f.take("audit", "/").is_empty(), "count exhausted");
         assert!(f.list().is_empty(), "spent rules are dropped");
     }
 
@@ -198,7 +211,7 @@ mod tests {
         let run = |seed| {
             let f = Faults::new(seed);
             f.add(FaultRule::new("*", FaultKind::Reset).probability(0.3));
-            (0..1000).filter(|_| !f.take("x").is_empty()).count()
+            (0..1000).filter(|_| !f.take("x", "/").is_empty()).count()
         };
         assert_eq!(run(5), run(5));
         let hits = run(5);
@@ -214,5 +227,33 @@ mod tests {
         assert_eq!(r.kind, FaultKind::MalformedLines { every: 5 });
         assert_eq!(r.count, Some(1));
         assert_eq!(r.probability, 1.0);
+        assert_eq!(r.path, None);
+        let r: FaultRule = serde_json::from_str(
+            r#"{"endpoint":"batch_file","kind":"corrupt_gzip","path":"/7.json.gz"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.path.as_deref(), Some("/7.json.gz"));
+    }
+
+    #[test]
+    fn a_path_rule_fires_only_on_its_path_and_counts_only_there() {
+        let f = Faults::new(1);
+        f.add(
+            FaultRule::new("batch_file", FaultKind::CorruptGzip)
+                .on_path("/0/12.json.gz")
+                .after(1)
+                .times(1),
+        );
+        assert!(f.take("batch_file", "/s3/batch/0/11.json.gz").is_empty());
+        assert!(
+            f.take("batch_file", "/s3/batch/0/12.json.gz").is_empty(),
+            "its first request let through"
+        );
+        assert!(f.take("batch_file", "/s3/batch/0/13.json.gz").is_empty());
+        assert_eq!(
+            f.take("batch_file", "/s3/batch/0/12.json.gz"),
+            vec![FaultKind::CorruptGzip]
+        );
+        assert!(f.list().is_empty());
     }
 }

@@ -349,7 +349,7 @@ async fn handle_inner(
         }
         return Ok(control(st, &parts.method, parts.uri.path(), &query, &body));
     }
-    let faults = st.faults.take(ep.name());
+    let faults = st.faults.take(ep.name(), parts.uri.path());
     let mut cx = Ctx {
         st,
         ep,
