@@ -346,9 +346,13 @@ impl Sim {
         }
     }
 
-    /// The gzip bytes of one batch file (stream name, 15-minute slot), as served.
+    /// The gzip bytes of one batch file (stream name, 15-minute slot), as served: the copy
+    /// `warm_batch_files` made, or compressed now.
     pub fn batch_file_bytes(&self, stream: &str, slot: i64) -> Option<Vec<u8>> {
         let s = model::stream_id(stream)?;
+        if let Some(gz) = faults::lock(&self.state.files).get(&(s, slot)) {
+            return Some(gz.as_ref().clone());
+        }
         Some(server::batch_file_gz(&self.state, s, slot))
     }
 
