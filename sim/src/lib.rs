@@ -328,12 +328,14 @@ impl Sim {
         self.truth(stream, from, to)
     }
 
-    /// Compresses every batch file published now once and keeps the bytes, so that serving
-    /// them costs what a static file server's sends cost: a benchmark then measures the
-    /// client, not the simulator's gzip. Takes memory: about a tenth of the NDJSON.
-    pub fn warm_batch_files(&self) {
+    /// Compresses every batch file of `streams` (type names) published now once and keeps
+    /// the bytes, so that serving them costs what a static file server's sends cost: a
+    /// benchmark then measures the client, not the simulator's gzip. Takes memory: about a
+    /// tenth of the NDJSON. Files of other streams are still compressed per request.
+    pub fn warm_batch_files(&self, streams: &[&str]) {
         let (from, to) = server::batch_bounds(&self.state);
-        for s in model::CG_TYPES.chain(model::CI_TYPES) {
+        let all = model::CG_TYPES.chain(model::CI_TYPES);
+        for s in all.filter(|&s| streams.contains(&model::stream_name(s))) {
             let mut k = from / model::SLOT_MS;
             while (k + 1) * model::SLOT_MS <= to {
                 if self.state.grid.count(s, k) > 0 {
