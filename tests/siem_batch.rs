@@ -268,15 +268,25 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
     assert!(slots.len() > 8, "a day of files: {}", slots.len());
     let file = |i: usize| format!("/{}/{}.json.gz", slots[i].0, slots[i].1);
     let (bad_lines, corrupt_once, truncated_once, never_readable) = (1, 2, 3, 4);
-    for (i, kind, times) in [
-        (bad_lines, FaultKind::MalformedLines { every: 2 }, 1),
-        (corrupt_once, FaultKind::CorruptGzip, 1),
-        (truncated_once, FaultKind::TruncatedGzip, 1),
-        (never_readable, FaultKind::CorruptGzip, 1000),
+    let unavailable_then_truncated = 5;
+    for (i, kind, after, times) in [
+        (bad_lines, FaultKind::MalformedLines { every: 2 }, 0, 1),
+        (corrupt_once, FaultKind::CorruptGzip, 0, 1),
+        (truncated_once, FaultKind::TruncatedGzip, 0, 1),
+        (never_readable, FaultKind::CorruptGzip, 0, 1000),
+        // A transient failure does not use up the retry a corrupt download gets.
+        (
+            unavailable_then_truncated,
+            FaultKind::Status { code: 503 },
+            0,
+            1,
+        ),
+        (unavailable_then_truncated, FaultKind::TruncatedGzip, 1, 1),
     ] {
         sim.add_fault(
             FaultRule::new("batch_file", kind)
                 .on_path(&file(i))
+                .after(after)
                 .times(times),
         );
     }

@@ -471,6 +471,9 @@ impl BatchType {
     ) -> Result<(), Stop> {
         let mut url = url.to_string();
         let mut attempt = 0;
+        // Downloads that arrived but were not valid gzip: one more is tried, however many
+        // transient failures came before (they say nothing about the file itself).
+        let mut corrupt = 0;
         loop {
             let outcome = match early.take() {
                 Some(Fetched::Body(body, _permit)) => {
@@ -486,6 +489,9 @@ impl BatchType {
                 Err(e) => e,
             };
             attempt += 1;
+            if matches!(err, FileError::Corrupt(_)) {
+                corrupt += 1;
+            }
             let path = object_path(&url).to_string();
             match err {
                 FileError::Expired(status) if attempt < FILE_ATTEMPTS => {
@@ -516,7 +522,7 @@ impl BatchType {
                         }
                     }
                 }
-                FileError::Corrupt(m) if attempt < 2 => {
+                FileError::Corrupt(m) if corrupt < 2 => {
                     ctx.log.warn(format_args!(
                         "{}: batch file {path} is not valid gzip ({m}); downloading it once more",
                         self.key
