@@ -266,9 +266,10 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
         .into_iter()
         .collect();
     assert!(slots.len() > 8, "a day of files: {}", slots.len());
-    let file = |i: usize| format!("/{}/{}.json.gz", slots[i].0, slots[i].1);
-    let (bad_lines, corrupt_once, truncated_once, never_readable) = (1, 2, 3, 4);
-    let unavailable_then_truncated = 5;
+    // The whole path: a part such as "/0/12.json.gz" would also match stream 10's file.
+    let file = |i: usize| mimecast_sim::model::batch_file_path(slots[i].0, slots[i].1);
+    let (bad_lines, corrupt_once, truncated_once, never_readable, unavailable_then_truncated) =
+        (1, 2, 3, 4, 5);
     for (i, kind, after, times) in [
         (bad_lines, FaultKind::MalformedLines { every: 2 }, 0, 1),
         (corrupt_once, FaultKind::CorruptGzip, 0, 1),
@@ -291,6 +292,9 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
         );
     }
     let in_slot = |k: &mimecast_sim::EventKey, i: usize| (k.stream, k.slot) == slots[i];
+    let count_in = |keys: &BTreeSet<mimecast_sim::EventKey>, i: usize| {
+        keys.iter().filter(|k| in_slot(k, i)).count()
+    };
     let errors_of = |recs: &[fbhost::Record], i: usize| -> usize {
         errors(recs)
             .iter()
@@ -307,13 +311,11 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
         host.collected.wait_for(Duration::from_secs(60), |recs| {
             let got: BTreeSet<_> = ids(recs).into_iter().collect();
             let want = truth(&sim, &["receipt"], from);
-            let readable = want
-                .iter()
-                .filter(|k| !in_slot(k, bad_lines) && !in_slot(k, never_readable));
-            let bad_total = want.iter().filter(|k| in_slot(k, bad_lines)).count();
-            let bad_got = got.iter().filter(|k| in_slot(k, bad_lines)).count();
-            readable.clone().all(|k| got.contains(k))
-                && bad_got + errors_of(recs, bad_lines) >= bad_total
+            want.iter()
+                .filter(|k| !in_slot(k, bad_lines) && !in_slot(k, never_readable))
+                .all(|k| got.contains(k))
+                && count_in(&got, bad_lines) + errors_of(recs, bad_lines)
+                    >= count_in(&want, bad_lines)
                 && errors_of(recs, never_readable) >= 1
         }),
         "every readable event, and an error record for each broken line and the broken file"
@@ -336,18 +338,14 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
             "lost {k:?}, which no fault touched"
         );
     }
-    let bad_total = want.iter().filter(|k| in_slot(k, bad_lines)).count();
-    let bad_got = unique.iter().filter(|k| in_slot(k, bad_lines)).count();
+    let (bad_total, bad_got) = (count_in(&want, bad_lines), count_in(&unique, bad_lines));
     assert!(bad_got < bad_total, "the malformed lines were served");
     assert_eq!(
         errors_of(&recs, bad_lines),
         bad_total - bad_got,
         "each broken line is one error record, nothing else of its file is lost"
     );
-    assert_eq!(
-        unique.iter().filter(|k| in_slot(k, never_readable)).count(),
-        0
-    );
+    assert_eq!(count_in(&unique, never_readable), 0);
     assert_eq!(
         errors_of(&recs, never_readable),
         1,

@@ -81,16 +81,12 @@ fn day_start_ms(back: Duration) -> i64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let long = args.iter().any(|a| a == "--long");
-    let target: u64 = args
-        .iter()
-        .position(|a| a == "--events")
-        .and_then(|i| args.get(i + 1))
+    let target: u64 = flag(&args, "--events")
         .and_then(|v| v.parse().ok())
         .unwrap_or(if long { 5_000_000 } else { 1_000_000 });
     // `--types receipt,spam`: a backlog of these types only, pulled by one instance.
-    let chosen: Vec<&str> = match args.iter().position(|a| a == "--types") {
-        Some(i) => {
-            let list = args.get(i + 1).map(String::as_str).unwrap_or("");
+    let chosen: Vec<&str> = match flag(&args, "--types") {
+        Some(list) => {
             let chosen: Vec<&str> = list.split(',').map(str::trim).collect();
             if let Some(bad) = chosen.iter().find(|t| !ALL_TYPES.contains(t)) {
                 eprintln!(
@@ -177,9 +173,10 @@ fn main() {
         gz_bytes += f.len();
         let cpu0 = thread_cpu();
         let w0 = Instant::now();
-        let (n, json) = decode_file(&f, &mut out, &mut out_bytes);
+        let (n, json, flushed) = decode_file(&f, &mut out);
         records += n;
         json_bytes += json;
+        out_bytes += flushed;
         limit_cpu += thread_cpu() - cpu0;
         limit_wall += w0.elapsed();
     }
@@ -319,12 +316,18 @@ fn main() {
     }
 }
 
-/// The in-process limit for one batch file: gunzip, split lines, encode each record into `out`
-/// (cleared past 1 MiB, its bytes counted in `out_bytes`). Returns (records, NDJSON bytes).
+/// The value after `name` on the command line.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).map(String::as_str)
+}
+
+/// The in-process limit for one batch file: gunzip, split lines, encode each record into `out`,
+/// clearing it past 1 MiB. Returns (records, NDJSON bytes, msgpack bytes cleared from `out`).
 /// Never inlined, so that `scripts/bench.sh --instructions` can count exactly this.
 #[inline(never)]
-fn decode_file(f: &[u8], out: &mut HostBuf, out_bytes: &mut u64) -> (u64, u64) {
-    let (mut records, mut json_bytes) = (0u64, 0u64);
+fn decode_file(f: &[u8], out: &mut HostBuf) -> (u64, u64, u64) {
+    let (mut records, mut json_bytes, mut flushed) = (0u64, 0u64, 0u64);
     let mut gz = GzLines::new();
     let mut on_line = |l: Line| {
         if let Line::Json(b) = l {
@@ -333,7 +336,7 @@ fn decode_file(f: &[u8], out: &mut HostBuf, out_bytes: &mut u64) -> (u64, u64) {
                 records += 1;
             }
             if out.len() > 1 << 20 {
-                *out_bytes += out.len() as u64;
+                flushed += out.len() as u64;
                 out.clear();
             }
         }
@@ -342,7 +345,7 @@ fn decode_file(f: &[u8], out: &mut HostBuf, out_bytes: &mut u64) -> (u64, u64) {
         gz.feed(piece, &mut on_line).expect("gzip");
     }
     gz.finish(&mut on_line).expect("gzip end");
-    (records, json_bytes)
+    (records, json_bytes, flushed)
 }
 
 fn host_cmd(

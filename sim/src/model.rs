@@ -63,6 +63,12 @@ pub struct EventKey {
     pub idx: u32,
 }
 
+/// Path of the batch file of `stream` for one 15-minute `slot` on the simulator's file server
+/// (its listing's URLs are this path on the simulator's address, plus a signed query).
+pub fn batch_file_path(stream: u16, slot: i64) -> String {
+    format!("/s3/batch/{stream}/{slot}.json.gz")
+}
+
 impl EventKey {
     /// The marker written into the record: `sim-<stream>.<slot>.<idx>`.
     pub fn marker(&self) -> String {

@@ -779,8 +779,8 @@ fn batch_list(cx: &Ctx, family: std::ops::Range<u16>) -> Resp {
         .map(|&slot| {
             let sig = model::h3(cx.st.cfg.seed, s as u64, slot as u64, exp as u64);
             json!({
-                "url": format!("{base}/s3/batch/{s}/{slot}.json.gz?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={}&exp={exp}&X-Amz-Signature={sig:016x}",
-                               cx.st.cfg.url_ttl.as_secs()),
+                "url": format!("{base}{}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Expires={}&exp={exp}&X-Amz-Signature={sig:016x}",
+                               model::batch_file_path(s, slot), cx.st.cfg.url_ttl.as_secs()),
                 "expiry": model::fmt_rfc3339_ms(exp),
                 "size": file_size(cx.st, s, slot),
             })

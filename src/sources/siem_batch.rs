@@ -42,7 +42,8 @@ impl Family {
 
 /// Retention of SIEM batch files.
 const RETENTION: Duration = Duration::from_secs(7 * 86_400);
-/// Download attempts for one file before it is reported and passed over.
+/// Download attempts for one file (failed requests, expired URLs) before it is reported and
+/// passed over; a download that arrives as invalid gzip gets one more try on top of these.
 const FILE_ATTEMPTS: u32 = 4;
 /// Completed files remembered to skip a file the API lists again.
 const RECENT_FILES: usize = 256;
