@@ -2,7 +2,10 @@
 # Benchmark: builds in release and prints the in-process limit, the plugin path figures and
 # their ratio. `scripts/bench.sh --long` uses a 5M-event backlog; `--events N` sets any size;
 # `--types receipt,spam` limits the backlog to those SIEM types (all ten by default);
-# `--prop key=value` (repeatable) adds a plugin property, e.g. `--prop buffer_max_size=8M`.
+# `--prop key=value` (repeatable) adds a plugin property, e.g. `--prop buffer_max_size=8M`;
+# `--repeat N` runs N rounds of limit and plugin path, alternating, and prints the medians (on a
+# shared machine one round's ratio can be off by a quarter); `--no-rhythm` leaves out the control
+# run of the limit in the host's collect rhythm.
 #
 # `scripts/bench.sh --instructions [options]` counts instructions instead of timing them
 # (valgrind's callgrind: the same count for the same build and inputs, however busy or noisy
@@ -22,6 +25,13 @@ if ! command -v valgrind >/dev/null; then
 fi
 args=("$@")
 case " $* " in *" --events "* | *" --long "*) ;; *) args=(--events 200000 "${args[@]}") ;; esac
+case " $* " in *" --repeat "*)
+    echo "bench.sh --instructions: no --repeat; the count is the same every time" >&2
+    exit 2
+    ;;
+esac
+# One pass of the limit only: the control run in the host's rhythm would be counted too.
+args=(--no-rhythm "${args[@]}")
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -2,9 +2,12 @@
 //!
 //! 1. the in-process limit: gunzip + JSON parse + msgpack encode of the backlog's records in a
 //!    tight loop, with the plugin's own code and libraries, no plugin around it (thread CPU);
+//!    and, as a control, the same in the rhythm the host's 1 s collect timer sets the plugin;
 //! 2. the plugin path: simulator -> plugin .so -> fbhost (a child process, so its CPU and peak
 //!    RSS come from wait4): records/s, MB/s, CPU per million records, peak RSS, first record;
 //! 3. the ratio of 2 to 1 in CPU per record.
+//!
+//! `--repeat N` alternates N rounds of 1 and 2 and prints the median ratios.
 //!
 //! Run it through `scripts/bench.sh` (builds everything in release first).
 
@@ -100,6 +103,15 @@ fn main() {
         None => ALL_TYPES.to_vec(),
     };
     let types: &[&str] = &chosen;
+    // `--repeat N`: N rounds of limit and plugin path, alternating, and the medians.
+    let repeat: usize = match flag(&args, "--repeat").map(str::parse) {
+        None => 1,
+        Some(Ok(n)) if n >= 1 => n,
+        Some(_) => {
+            eprintln!("--repeat takes a count of at least 1");
+            std::process::exit(2);
+        }
+    };
     // `--prop key=value` (repeatable): more plugin properties, e.g. buffer_max_size=8M.
     let props: Vec<String> = args
         .windows(2)
@@ -163,40 +175,18 @@ fn main() {
     // the plugin and the host. The limit below decodes the same bytes.
     sim.warm_batch_files(types);
 
-    // 1. in-process limit: every file of the backlog, so that it weighs the types as the
-    //    plugin path does; each file is fetched from the simulator untimed, then decoded timed.
-    let (mut records, mut json_bytes, mut out_bytes, mut gz_bytes) = (0u64, 0u64, 0u64, 0usize);
-    let mut out = HostBuf::with_capacity(2 << 20);
-    let (mut limit_cpu, mut limit_wall) = (Duration::ZERO, Duration::ZERO);
-    for (t, slot) in &slots {
-        let f = sim.batch_file_bytes(t, *slot).unwrap_or_default();
-        gz_bytes += f.len();
-        let cpu0 = thread_cpu();
-        let w0 = Instant::now();
-        let (n, json, flushed) = decode_file(&f, &mut out);
-        records += n;
-        json_bytes += json;
-        out_bytes += flushed;
-        limit_cpu += thread_cpu() - cpu0;
-        limit_wall += w0.elapsed();
-    }
-    out_bytes += out.len() as u64;
-    let limit_us = limit_cpu.as_secs_f64() * 1e6 / records as f64;
-    println!("\n1. in-process limit (gunzip + JSON parse + msgpack encode, same code, one thread)");
-    println!("   records            {records}");
-    println!(
-        "   input              {:.1} MB gzip, {:.1} MB NDJSON; output {:.1} MB msgpack",
-        gz_bytes as f64 / 1e6,
-        json_bytes as f64 / 1e6,
-        out_bytes as f64 / 1e6
-    );
-    println!(
-        "   CPU                {:.2} s ({:.2} us/record, {:.0} records/s per core), wall {:.2} s",
-        limit_cpu.as_secs_f64(),
-        limit_us,
-        1e6 / limit_us,
-        limit_wall.as_secs_f64()
-    );
+    let buffer = props
+        .iter()
+        .find_map(|p| p.strip_prefix("buffer_max_size="))
+        .map(|v| {
+            fluent_bit_mimecast::config::parse_size(v).unwrap_or_else(|| {
+                eprintln!("--prop buffer_max_size={v}: not a size (k or M suffix)");
+                std::process::exit(2);
+            })
+        })
+        .unwrap_or(32 << 20);
+    let rhythm = (!args.iter().any(|a| a == "--no-rhythm")).then_some(buffer);
+
     // Idle baseline: the host with the plugin loaded and collecting nothing.
     let state = std::env::temp_dir().join(format!("mimecast-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
@@ -218,62 +208,197 @@ fn main() {
         Some(3),
     ));
     drop(idle_sim);
+    let idle = peak_mb(&summary_line(&base.stderr));
 
-    // 2. the plugin path
-    let run = run_child(&mut host_cmd(
-        &fbhost,
-        &extra,
-        &lib,
-        &sim.base_url(),
-        &state.join("run"),
-        Some(total),
-        Some(if long { 3600 } else { 900 }),
-    ));
-    let summary = run
-        .stderr
+    let mut rounds: Vec<(Limit, Option<Limit>, PathRun)> = Vec::new();
+    for round in 0..repeat {
+        let limit = run_limit(&sim, &slots, None);
+        let in_rhythm = rhythm.map(|size| run_limit(&sim, &slots, Some(size)));
+        let path = run_path(
+            &host_cmd(
+                &fbhost,
+                &extra,
+                &lib,
+                &sim.base_url(),
+                &state.join(format!("run{round}")),
+                Some(total),
+                Some(if long { 3600 } else { 900 }),
+            ),
+            total,
+        );
+        if round == 0 {
+            print_round(&limit, in_rhythm.as_ref(), &path, total, idle, buffer);
+        } else {
+            println!(
+                "\nround {}: limit {:.2} us/record{}, plugin path {:.2} (plugin alone {:.2}): ratio {:.2}x ({:.2}x)",
+                round + 1,
+                limit.us(),
+                in_rhythm
+                    .as_ref()
+                    .map(|r| format!(" ({:.2} in the host's rhythm)", r.us()))
+                    .unwrap_or_default(),
+                path.us(),
+                path.plugin_us(),
+                path.us() / limit.us(),
+                path.plugin_us() / limit.us()
+            );
+        }
+        let failed = !path.complete;
+        let stderr = path.stderr.clone();
+        rounds.push((limit, in_rhythm, path));
+        if failed {
+            let _ = std::fs::remove_dir_all(&state);
+            eprintln!("{stderr}");
+            std::process::exit(1);
+        }
+    }
+    if repeat > 1 {
+        let ratio = median(rounds.iter().map(|(l, _, p)| p.us() / l.us()));
+        let alone = median(rounds.iter().map(|(l, _, p)| p.plugin_us() / l.us()));
+        println!(
+            "\nmedian of {repeat} rounds: ratio plugin path / in-process limit {ratio:.2}x (plugin alone {alone:.2}x); limit {:.2} us/record, plugin path {:.2}, plugin alone {:.2}",
+            median(rounds.iter().map(|(l, _, _)| l.us())),
+            median(rounds.iter().map(|(_, _, p)| p.us())),
+            median(rounds.iter().map(|(_, _, p)| p.plugin_us())),
+        );
+        if rhythm.is_some() {
+            let r = median(
+                rounds
+                    .iter()
+                    .filter_map(|(_, r, p)| r.as_ref().map(|r| p.us() / r.us())),
+            );
+            println!("   against the limit in the host's rhythm: {r:.2}x");
+        }
+        let peak = rounds.iter().map(|(_, _, p)| p.peak).fold(0.0, f64::max);
+        println!(
+            "   highest peak RSS   {peak:.1} MB, {:.1} MB above the idle host",
+            peak - idle
+        );
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// One pass of the in-process limit over every file of the backlog.
+struct Limit {
+    records: u64,
+    json_bytes: u64,
+    out_bytes: u64,
+    gz_bytes: usize,
+    cpu: Duration,
+    wall: Duration,
+}
+
+impl Limit {
+    fn us(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.records.max(1) as f64
+    }
+}
+
+/// The in-process limit: every file of the backlog, so that it weighs the types as the plugin
+/// path does; each file is fetched from the simulator untimed, then decoded timed. With
+/// `rhythm`, it pauses after each `rhythm` bytes of output until a second has passed since that
+/// burst began: the rhythm the host's 1 s collect timer sets the plugin when a backlog fills
+/// its buffer every time (a control: how much this machine slows work done in bursts).
+fn run_limit(sim: &Sim, slots: &[(&str, i64)], rhythm: Option<usize>) -> Limit {
+    let mut l = Limit {
+        records: 0,
+        json_bytes: 0,
+        out_bytes: 0,
+        gz_bytes: 0,
+        cpu: Duration::ZERO,
+        wall: Duration::ZERO,
+    };
+    let mut out = HostBuf::with_capacity(2 << 20);
+    let (mut burst_start, mut burst_bytes) = (Instant::now(), 0u64);
+    for (t, slot) in slots {
+        let f = sim.batch_file_bytes(t, *slot).unwrap_or_default();
+        l.gz_bytes += f.len();
+        let cpu0 = thread_cpu();
+        let w0 = Instant::now();
+        let (n, json, flushed) = decode_file(&f, &mut out);
+        l.cpu += thread_cpu() - cpu0;
+        l.wall += w0.elapsed();
+        l.records += n;
+        l.json_bytes += json;
+        l.out_bytes += flushed;
+        if let Some(size) = rhythm {
+            burst_bytes += flushed;
+            if burst_bytes >= size as u64 {
+                std::thread::sleep(Duration::from_secs(1).saturating_sub(burst_start.elapsed()));
+                (burst_start, burst_bytes) = (Instant::now(), 0);
+            }
+        }
+    }
+    l.out_bytes += out.len() as u64;
+    l
+}
+
+/// One run of the plugin path, from fbhost's summary line and its resource usage.
+struct PathRun {
+    run: ChildRun,
+    delivered: u64,
+    msgpack: u64,
+    first: String,
+    peak: f64,
+    largest: f64,
+    /// CPU seconds the host spent decoding the records it took in.
+    host_s: f64,
+    complete: bool,
+    stderr: String,
+}
+
+impl PathRun {
+    fn us(&self) -> f64 {
+        self.run.cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
+    }
+    fn plugin_us(&self) -> f64 {
+        (self.run.cpu.as_secs_f64() - self.host_s) * 1e6 / self.delivered.max(1) as f64
+    }
+}
+
+fn summary_line(stderr: &str) -> String {
+    stderr
         .lines()
         .rev()
         .find(|l| l.starts_with("fbhost: "))
         .unwrap_or("")
-        .to_string();
-    let delivered: u64 = summary
-        .split_whitespace()
+        .to_string()
+}
+
+/// Peak RSS in MB from an fbhost summary line.
+fn peak_mb(line: &str) -> f64 {
+    line.split("peak RSS ")
         .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let msgpack: u64 = summary
-        .split_whitespace()
-        .nth(3)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn run_path(cmd: &Command, total: u64) -> PathRun {
+    let mut cmd = clone_cmd(cmd);
+    let run = run_child(&mut cmd);
+    let summary = summary_line(&run.stderr);
+    let word = |i: usize| -> u64 {
+        summary
+            .split_whitespace()
+            .nth(i)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (delivered, msgpack) = (word(1), word(3));
     let first = summary
         .split("first record after ")
         .nth(1)
         .and_then(|r| r.split(',').next())
         .unwrap_or("-")
         .to_string();
-    let peak_kb = |line: &str| -> f64 {
-        line.split("peak RSS ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let base_line = base
-        .stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("fbhost: "))
-        .unwrap_or("")
-        .to_string();
-    let (peak, idle) = (peak_kb(&summary) / 1024.0, peak_kb(&base_line) / 1024.0);
     let largest = summary
         .split("(largest ")
         .nth(1)
         .and_then(|r| r.split(')').next())
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or(0.0);
-    let path_us = run.cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64;
     // The host's own decoding of every record (Fluent Bit does the same work on append).
     let host_s = summary
         .split("host decoding CPU ")
@@ -282,37 +407,111 @@ fn main() {
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1e3;
-    let plugin_us = (run.cpu.as_secs_f64() - host_s) * 1e6 / delivered.max(1) as f64;
+    PathRun {
+        complete: run.ok && delivered >= total,
+        stderr: run.stderr.clone(),
+        peak: peak_mb(&summary),
+        run,
+        delivered,
+        msgpack,
+        first,
+        largest,
+        host_s,
+    }
+}
+
+/// A copy of `cmd` (program, arguments), to run it once more.
+fn clone_cmd(cmd: &Command) -> Command {
+    let mut c = Command::new(cmd.get_program());
+    c.args(cmd.get_args());
+    c
+}
+
+fn print_round(
+    limit: &Limit,
+    in_rhythm: Option<&Limit>,
+    p: &PathRun,
+    total: u64,
+    idle: f64,
+    buffer: usize,
+) {
+    println!("\n1. in-process limit (gunzip + JSON parse + msgpack encode, same code, one thread)");
+    println!("   records            {}", limit.records);
+    println!(
+        "   input              {:.1} MB gzip, {:.1} MB NDJSON; output {:.1} MB msgpack",
+        limit.gz_bytes as f64 / 1e6,
+        limit.json_bytes as f64 / 1e6,
+        limit.out_bytes as f64 / 1e6
+    );
+    println!(
+        "   CPU                {:.2} s ({:.2} us/record, {:.0} records/s per core), wall {:.2} s",
+        limit.cpu.as_secs_f64(),
+        limit.us(),
+        1e6 / limit.us(),
+        limit.wall.as_secs_f64()
+    );
+    if let Some(r) = in_rhythm {
+        println!(
+            "   in host's rhythm   {:.2} us/record: the same, pausing after each {} MiB of output until a second has passed, as the plugin does between collects (a control for what work in bursts costs on this machine)",
+            r.us(),
+            buffer >> 20
+        );
+    }
+    let cpu = p.run.cpu.as_secs_f64();
     println!("\n2. plugin path (simulator -> plugin .so -> fbhost, fbhost in its own process)");
     println!(
-        "   records            {delivered} of {total}{}",
-        if run.ok && delivered >= total {
-            ""
-        } else {
-            "  (INCOMPLETE)"
-        }
+        "   records            {} of {}{}",
+        p.delivered,
+        total,
+        if p.complete { "" } else { "  (INCOMPLETE)" }
     );
     println!(
         "   wall               {:.2} s: {:.0} records/s, {:.1} MB/s of msgpack handed to the host",
-        run.wall.as_secs_f64(),
-        delivered as f64 / run.wall.as_secs_f64(),
-        msgpack as f64 / 1e6 / run.wall.as_secs_f64()
+        p.run.wall.as_secs_f64(),
+        p.delivered as f64 / p.run.wall.as_secs_f64(),
+        p.msgpack as f64 / 1e6 / p.run.wall.as_secs_f64()
     );
-    println!("   CPU (host+plugin)  {:.2} s ({:.2} user) = {:.2} s per million records ({path_us:.2} us/record)", run.cpu.as_secs_f64(), run.user.as_secs_f64(), run.cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64);
-    println!("   of which host      {host_s:.2} s decoding the records it took in; the rest, {:.2} s, is the plugin's ({plugin_us:.2} us/record)", run.cpu.as_secs_f64() - host_s);
-    println!("   peak RSS           {peak:.1} MB (idle host with plugin loaded: {idle:.1} MB, so {:.1} MB for the pull)", peak - idle);
-    println!("   largest collect    {:.2} MB", largest / 1e6);
-    println!("   first record       {first} after start");
+    println!(
+        "   CPU (host+plugin)  {cpu:.2} s ({:.2} user) = {:.2} s per million records ({:.2} us/record)",
+        p.run.user.as_secs_f64(),
+        p.us(),
+        p.us()
+    );
+    println!(
+        "   of which host      {:.2} s decoding the records it took in; the rest, {:.2} s, is the plugin's ({:.2} us/record)",
+        p.host_s,
+        cpu - p.host_s,
+        p.plugin_us()
+    );
+    println!(
+        "   peak RSS           {:.1} MB (idle host with plugin loaded: {idle:.1} MB, so {:.1} MB for the pull)",
+        p.peak,
+        p.peak - idle
+    );
+    println!("   largest collect    {:.2} MB", p.largest / 1e6);
+    println!("   first record       {} after start", p.first);
     println!(
         "\n3. ratio of CPU per record, plugin path / in-process limit: {:.2}x (plugin alone, without the host's decoding: {:.2}x)",
-        path_us / limit_us,
-        plugin_us / limit_us
+        p.us() / limit.us(),
+        p.plugin_us() / limit.us()
     );
+    if let Some(r) = in_rhythm {
+        println!(
+            "   against the limit in the host's rhythm: {:.2}x (plugin alone {:.2}x)",
+            p.us() / r.us(),
+            p.plugin_us() / r.us()
+        );
+    }
     println!("   (the plugin path also includes HTTP over loopback, the hand-off, the host's decoding and the fbhost process itself)");
-    let _ = std::fs::remove_dir_all(&state);
-    if !run.ok || delivered < total {
-        eprintln!("{}", run.stderr);
-        std::process::exit(1);
+}
+
+fn median(v: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = v.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
 }
 
