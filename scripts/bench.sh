@@ -50,8 +50,10 @@ BENCH_TARGET_DIR="$work" valgrind --tool=callgrind --collect-atstart=no \
     "$release/mimecast-bench" "${args[@]}" >"$work/bench.txt" 2>"$work/valgrind.txt" || status=$?
 
 totals() { sed -n 's/^totals: //p' "$1"; }
-limit_records=$(awk '/^1\./{p=1} p && /records/{print $2; exit}' "$work/bench.txt")
-path_records=$(awk '/^2\./{p=1} p && /records/{print $2; exit}' "$work/bench.txt")
+# The bench's key=value line for its round (only one round here).
+figure() { sed -n "s/^figures: .*\b$1=\([0-9.]*\).*/\1/p" "$work/bench.txt" | head -1; }
+limit_records=$(figure limit_records)
+path_records=$(figure path_records)
 limit_ir=$(totals "$work/limit.out")
 # Per fbhost run (the plugin path, and the idle baseline) one file per thread, host.PID-NN:
 # the plugin path is the run with the most instructions, its plugin share the pulling thread.

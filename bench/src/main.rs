@@ -243,6 +243,16 @@ fn main() {
                 path.plugin_us() / limit.us()
             );
         }
+        // For scripts (scripts/bench.sh --instructions): the round's counts as key=value.
+        println!(
+            "figures: round={} limit_records={} path_records={} limit_us={:.3} path_us={:.3} plugin_us={:.3}",
+            round + 1,
+            limit.records,
+            path.delivered,
+            limit.us(),
+            path.us(),
+            path.plugin_us()
+        );
         let failed = !path.complete;
         let stderr = path.stderr.clone();
         rounds.push((limit, in_rhythm, path));
