@@ -4,7 +4,7 @@
 # `--types receipt,spam` limits the backlog to those SIEM types (all ten by default);
 # `--prop key=value` (repeatable) adds a plugin property, e.g. `--prop buffer_max_size=8M`;
 # `--repeat N` runs N rounds of limit and plugin path, alternating, and prints the medians (on a
-# shared machine one round's ratio can be off by a quarter); `--no-rhythm` leaves out the control
+# shared machine one round's ratio can be off by a third); `--no-rhythm` leaves out the control
 # run of the limit in the host's collect rhythm.
 #
 # `scripts/bench.sh --instructions [options]` counts instructions instead of timing them
@@ -23,13 +23,13 @@ if ! command -v valgrind >/dev/null; then
     echo "bench.sh --instructions needs valgrind: apt-get install valgrind" >&2
     exit 2
 fi
-args=("$@")
-case " $* " in *" --events "* | *" --long "*) ;; *) args=(--events 200000 "${args[@]}") ;; esac
 case " $* " in *" --repeat "*)
     echo "bench.sh --instructions: no --repeat; the count is the same every time" >&2
     exit 2
     ;;
 esac
+args=("$@")
+case " $* " in *" --events "* | *" --long "*) ;; *) args=(--events 200000 "${args[@]}") ;; esac
 # One pass of the limit only: the control run in the host's rhythm would be counted too.
 args=(--no-rhythm "${args[@]}")
 

@@ -215,7 +215,7 @@ fn main() {
         let limit = run_limit(&sim, &slots, None);
         let in_rhythm = rhythm.map(|size| run_limit(&sim, &slots, Some(size)));
         let path = run_path(
-            &host_cmd(
+            host_cmd(
                 &fbhost,
                 &extra,
                 &lib,
@@ -253,14 +253,12 @@ fn main() {
             path.us(),
             path.plugin_us()
         );
-        let failed = !path.complete;
-        let stderr = path.stderr.clone();
-        rounds.push((limit, in_rhythm, path));
-        if failed {
+        if !path.complete {
             let _ = std::fs::remove_dir_all(&state);
-            eprintln!("{stderr}");
+            eprintln!("{}", path.run.stderr);
             std::process::exit(1);
         }
+        rounds.push((limit, in_rhythm, path));
     }
     if repeat > 1 {
         let ratio = median(rounds.iter().map(|(l, _, p)| p.us() / l.us()));
@@ -289,6 +287,7 @@ fn main() {
 }
 
 /// One pass of the in-process limit over every file of the backlog.
+#[derive(Default)]
 struct Limit {
     records: u64,
     json_bytes: u64,
@@ -310,14 +309,7 @@ impl Limit {
 /// burst began: the rhythm the host's 1 s collect timer sets the plugin when a backlog fills
 /// its buffer every time (a control: how much this machine slows work done in bursts).
 fn run_limit(sim: &Sim, slots: &[(&str, i64)], rhythm: Option<usize>) -> Limit {
-    let mut l = Limit {
-        records: 0,
-        json_bytes: 0,
-        out_bytes: 0,
-        gz_bytes: 0,
-        cpu: Duration::ZERO,
-        wall: Duration::ZERO,
-    };
+    let mut l = Limit::default();
     let mut out = HostBuf::with_capacity(2 << 20);
     let (mut burst_start, mut burst_bytes) = (Instant::now(), 0u64);
     for (t, slot) in slots {
@@ -354,7 +346,6 @@ struct PathRun {
     /// CPU seconds the host spent decoding the records it took in.
     host_s: f64,
     complete: bool,
-    stderr: String,
 }
 
 impl PathRun {
@@ -385,8 +376,7 @@ fn peak_mb(line: &str) -> f64 {
         / 1024.0
 }
 
-fn run_path(cmd: &Command, total: u64) -> PathRun {
-    let mut cmd = clone_cmd(cmd);
+fn run_path(mut cmd: Command, total: u64) -> PathRun {
     let run = run_child(&mut cmd);
     let summary = summary_line(&run.stderr);
     let word = |i: usize| -> u64 {
@@ -419,7 +409,6 @@ fn run_path(cmd: &Command, total: u64) -> PathRun {
         / 1e3;
     PathRun {
         complete: run.ok && delivered >= total,
-        stderr: run.stderr.clone(),
         peak: peak_mb(&summary),
         run,
         delivered,
@@ -428,13 +417,6 @@ fn run_path(cmd: &Command, total: u64) -> PathRun {
         largest,
         host_s,
     }
-}
-
-/// A copy of `cmd` (program, arguments), to run it once more.
-fn clone_cmd(cmd: &Command) -> Command {
-    let mut c = Command::new(cmd.get_program());
-    c.args(cmd.get_args());
-    c
 }
 
 fn print_round(
