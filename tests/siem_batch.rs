@@ -106,6 +106,15 @@ fn invalid_configuration_fails_init_naming_every_problem() {
     let mut host = host(&plugin, Generation::V5_1_1);
     host.add_instance(spec(&sim, &[("siem_types", "receipt")]))
         .expect("first instance is valid");
+    // The first instance pulls from init on, so Unregister below has a pull to stop.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim.arrivals("siem_batch_cg") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        sim.arrivals("siem_batch_cg") > 0,
+        "the first instance never pulled"
+    );
     let bad = fbhost::InstanceSpec::new(&[
         ("client_secret", "x"),
         ("poll_interval", "often"),
@@ -127,11 +136,14 @@ fn invalid_configuration_fails_init_naming_every_problem() {
     let c = host.abort_after_init_failure();
     assert!(before.elapsed() < Duration::from_secs(10));
     assert!(c.violations().is_empty(), "{:?}", c.violations());
-    let served = sim.requests("siem_batch_cg", 200);
+    // Counted on arrival: a request sent before the join may still be answered (and counted
+    // by `requests`) afterwards. The pause lets the simulator read what was already on the wire.
+    std::thread::sleep(Duration::from_millis(500));
+    let arrived = sim.arrivals("siem_batch_cg");
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
-        sim.requests("siem_batch_cg", 200),
-        served,
+        sim.arrivals("siem_batch_cg"),
+        arrived,
         "no pulling after Unregister"
     );
 }

@@ -131,6 +131,8 @@ pub(crate) struct Stats {
     pub(crate) by_endpoint: HashMap<String, HashMap<u16, u64>>,
     /// endpoint -> (requests being answered now, most ever at once)
     pub(crate) in_flight: HashMap<String, (u64, u64)>,
+    /// endpoint -> requests that have arrived, counted before any answer is prepared
+    pub(crate) arrived: HashMap<String, u64>,
 }
 
 /// A batch file: (stream, 15-minute slot).
@@ -370,6 +372,17 @@ impl Sim {
             .in_flight
             .get(endpoint)
             .map(|&(_, peak)| peak)
+            .unwrap_or(0)
+    }
+
+    /// Requests to `endpoint` that have arrived so far, answered or not. `requests` counts a
+    /// request only once its answer is ready, so it can still rise after the client has gone;
+    /// this count cannot.
+    pub fn arrivals(&self, endpoint: &str) -> u64 {
+        faults::lock(&self.state.stats)
+            .arrived
+            .get(endpoint)
+            .copied()
             .unwrap_or(0)
     }
 

@@ -272,6 +272,7 @@ async fn handle(
     let ep = route(req.method(), req.uri().path());
     {
         let mut stats = lock(&st.stats);
+        *stats.arrived.entry(ep.name().to_string()).or_default() += 1;
         let (now, peak) = stats.in_flight.entry(ep.name().to_string()).or_default();
         *now += 1;
         *peak = (*peak).max(*now);
