@@ -279,7 +279,10 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
         .collect();
     assert!(slots.len() > 8, "a day of files: {}", slots.len());
     // The whole path: a part such as "/0/12.json.gz" would also match stream 10's file.
-    let file = |i: usize| mimecast_sim::model::batch_file_path(slots[i].0, slots[i].1);
+    let file: Vec<String> = slots
+        .iter()
+        .map(|&(stream, slot)| mimecast_sim::model::batch_file_path(stream, slot))
+        .collect();
     let (bad_lines, corrupt_once, truncated_once, never_readable, unavailable_then_truncated) =
         (1, 2, 3, 4, 5);
     for (i, kind, after, times) in [
@@ -298,7 +301,7 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
     ] {
         sim.add_fault(
             FaultRule::new("batch_file", kind)
-                .on_path(&file(i))
+                .on_path(&file[i])
                 .after(after)
                 .times(times),
         );
@@ -312,7 +315,7 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
             .iter()
             .filter(|e| {
                 e.str_field("mimecast_file")
-                    .is_some_and(|f| f.ends_with(&file(i)))
+                    .is_some_and(|f| f.ends_with(&file[i]))
             })
             .count()
     };
@@ -373,7 +376,7 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
         assert_eq!(e.str_field("type"), Some("receipt"));
         let msg = e.str_field("mimecast_error").unwrap();
         let name = e.str_field("mimecast_file").unwrap();
-        if name.ends_with(&file(never_readable)) {
+        if name.ends_with(&file[never_readable]) {
             assert!(msg.contains("could not be read"), "{msg}");
         } else {
             assert!(msg.contains("invalid JSON"), "{msg}");

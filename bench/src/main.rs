@@ -196,7 +196,7 @@ fn main() {
     })
     .expect("sim");
     // Given before the bench's own properties: as in Fluent Bit, the first of equal keys wins.
-    let mut extra = props.clone();
+    let mut extra = props;
     extra.push(format!("siem_types={}", types.join(",")));
     let base = run_child(&mut host_cmd(
         &fbhost,
@@ -208,7 +208,7 @@ fn main() {
         Some(3),
     ));
     drop(idle_sim);
-    let idle = peak_mb(&summary_line(&base.stderr));
+    let idle = peak_mb(summary_line(&base.stderr));
 
     let mut rounds: Vec<(Limit, Option<Limit>, PathRun)> = Vec::new();
     for round in 0..repeat {
@@ -357,13 +357,12 @@ impl PathRun {
     }
 }
 
-fn summary_line(stderr: &str) -> String {
+fn summary_line(stderr: &str) -> &str {
     stderr
         .lines()
         .rev()
         .find(|l| l.starts_with("fbhost: "))
         .unwrap_or("")
-        .to_string()
 }
 
 /// Peak RSS in MB from an fbhost summary line.
@@ -409,7 +408,7 @@ fn run_path(mut cmd: Command, total: u64) -> PathRun {
         / 1e3;
     PathRun {
         complete: run.ok && delivered >= total,
-        peak: peak_mb(&summary),
+        peak: peak_mb(summary),
         run,
         delivered,
         msgpack,

@@ -129,10 +129,18 @@ impl Clock {
 #[derive(Default)]
 pub(crate) struct Stats {
     pub(crate) by_endpoint: HashMap<String, HashMap<u16, u64>>,
-    /// endpoint -> (requests being answered now, most ever at once)
-    pub(crate) in_flight: HashMap<String, (u64, u64)>,
-    /// endpoint -> requests that have arrived, counted before any answer is prepared
-    pub(crate) arrived: HashMap<String, u64>,
+    /// Per endpoint, counted as requests arrive and as their answers become ready.
+    pub(crate) flow: HashMap<&'static str, Flow>,
+}
+
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Flow {
+    /// Requests that have arrived, counted before any answer is prepared.
+    pub(crate) arrived: u64,
+    /// Requests being answered now.
+    pub(crate) in_flight: u64,
+    /// Most requests ever answered at once.
+    pub(crate) peak: u64,
 }
 
 /// A batch file: (stream, 15-minute slot).
@@ -368,22 +376,22 @@ impl Sim {
     /// Most requests to `endpoint` ever answered at the same time (a request counts from its
     /// arrival until its response is ready, so a `slow` fault makes overlaps visible).
     pub fn peak_in_flight(&self, endpoint: &str) -> u64 {
-        faults::lock(&self.state.stats)
-            .in_flight
-            .get(endpoint)
-            .map(|&(_, peak)| peak)
-            .unwrap_or(0)
+        self.flow(endpoint).peak
     }
 
     /// Requests to `endpoint` that have arrived so far, answered or not. `requests` counts a
     /// request only once its answer is ready, so it can still rise after the client has gone;
     /// this count cannot.
     pub fn arrivals(&self, endpoint: &str) -> u64 {
+        self.flow(endpoint).arrived
+    }
+
+    fn flow(&self, endpoint: &str) -> Flow {
         faults::lock(&self.state.stats)
-            .arrived
+            .flow
             .get(endpoint)
             .copied()
-            .unwrap_or(0)
+            .unwrap_or_default()
     }
 
     pub fn requests(&self, endpoint: &str, status: u16) -> u64 {

@@ -272,17 +272,17 @@ async fn handle(
     let ep = route(req.method(), req.uri().path());
     {
         let mut stats = lock(&st.stats);
-        *stats.arrived.entry(ep.name().to_string()).or_default() += 1;
-        let (now, peak) = stats.in_flight.entry(ep.name().to_string()).or_default();
-        *now += 1;
-        *peak = (*peak).max(*now);
+        let flow = stats.flow.entry(ep.name()).or_default();
+        flow.arrived += 1;
+        flow.in_flight += 1;
+        flow.peak = flow.peak.max(flow.in_flight);
     }
     // Counted out even if the client goes away while the answer is prepared.
     struct Out<'a>(&'a State, &'static str);
     impl Drop for Out<'_> {
         fn drop(&mut self) {
-            if let Some((now, _)) = lock(&self.0.stats).in_flight.get_mut(self.1) {
-                *now = now.saturating_sub(1);
+            if let Some(flow) = lock(&self.0.stats).flow.get_mut(self.1) {
+                flow.in_flight = flow.in_flight.saturating_sub(1);
             }
         }
     }
