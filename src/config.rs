@@ -467,6 +467,107 @@ impl Config {
     }
 }
 
+/// Keys Fluent Bit keeps for itself on every input (`flb_input_set_property`, 5.1.1): they
+/// configure the instance and never reach the plugin. Matched case-insensitively, as Fluent Bit
+/// does.
+pub const HOST_KEYS: &[&str] = &[
+    "name",
+    "tag",
+    "alias",
+    "log_level",
+    "log_suppress_interval",
+    "routable",
+    "mem_buf_limit",
+    "storage.type",
+    "storage.pause_on_chunks_overlimit",
+    "threaded",
+    "rate_window",
+    "listen",
+    "host",
+    "port",
+    "ipv6",
+    "tls",
+];
+
+/// Families of keys Fluent Bit keeps for itself: every key starting with one of these.
+pub const HOST_KEY_PREFIXES: &[&str] = &["thread.ring_buffer.", "rate_gate", "net.", "tls."];
+
+/// True for a key Fluent Bit keeps for itself (see [`HOST_KEYS`], [`HOST_KEY_PREFIXES`]).
+pub fn is_host_key(key: &str) -> bool {
+    let k = key.trim().to_ascii_lowercase();
+    HOST_KEYS.contains(&k.as_str()) || HOST_KEY_PREFIXES.iter().any(|p| k.starts_with(p))
+}
+
+/// True for a key an input section may carry: one of the plugin's [`PROPERTIES`] or a key
+/// Fluent Bit keeps for itself. Case-insensitive.
+pub fn is_known_key(key: &str) -> bool {
+    let k = key.trim().to_ascii_lowercase();
+    PROPERTIES.iter().any(|p| p.name == k) || is_host_key(&k)
+}
+
+/// Edit distance counting an insertion, a deletion, a substitution or a swap of two adjacent
+/// characters as one step (optimal string alignment form of Damerau-Levenshtein).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: two back (for swaps), the previous one and the current one.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur: Vec<usize> = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            let mut d = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a.get(i - 1) == Some(cb) && b.get(j - 1) == Some(ca) {
+                d = d.min(before[j - 1] + 1);
+            }
+            cur[j + 1] = d;
+        }
+        std::mem::swap(&mut before, &mut prev);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The valid key nearest to a misspelt one: a plugin property or a key Fluent Bit keeps, within
+/// 1 edit for keys of up to 4 characters, 2 up to 8, 3 beyond; None when nothing is that near.
+/// Plugin properties win ties.
+pub fn nearest_property(key: &str) -> Option<&'static str> {
+    let k = key.trim().to_ascii_lowercase();
+    let cutoff = match k.chars().count() {
+        0..=4 => 1,
+        5..=8 => 2,
+        _ => 3,
+    };
+    PROPERTIES
+        .iter()
+        .map(|p| p.name)
+        .chain(HOST_KEYS.iter().copied())
+        .map(|name| (edit_distance(&k, name), name))
+        .filter(|(d, _)| *d <= cutoff)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, name)| name)
+}
+
+/// The message for a key that is neither a plugin property nor one Fluent Bit keeps: the
+/// nearest valid name, or every valid one when none is near. Names the key only (never a value).
+pub fn unknown_key_message(key: &str) -> String {
+    match nearest_property(key) {
+        Some(near) => format!("unknown property '{key}': did you mean '{near}'?"),
+        None => format!(
+            "unknown property '{key}': the mimecast input takes {}; Fluent Bit's own keys ({}, {}*) are accepted too",
+            PROPERTIES
+                .iter()
+                .map(|p| p.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+            HOST_KEYS.join(", "),
+            HOST_KEY_PREFIXES.join("*, "),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -599,5 +700,78 @@ mod doc_tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn known_keys_are_properties_and_host_keys_in_any_case() {
+        for k in ["sources", "CLIENT_SECRET", "Client_Id", "batch_concurrency"] {
+            assert!(is_known_key(k), "{k}");
+        }
+        for k in [
+            "Name",
+            "Tag",
+            "storage.type",
+            "Mem_Buf_Limit",
+            "tls.verify",
+            "TLS",
+            "net.keepalive",
+            "thread.ring_buffer.capacity",
+            "rate_gate.limit",
+            "log_suppress_interval",
+        ] {
+            assert!(is_known_key(k) && is_host_key(k), "{k}");
+        }
+        for k in ["sorces", "client-secret", "storage", "thread.ring", "tlsverify", ""] {
+            assert!(!is_known_key(k), "{k}");
+        }
+        assert!(!is_host_key("sources"));
+    }
+
+    #[test]
+    fn edit_distance_counts_swaps_as_one() {
+        assert_eq!(edit_distance("sources", "sources"), 0);
+        assert_eq!(edit_distance("sorces", "sources"), 1);
+        assert_eq!(edit_distance("client_secert", "client_secret"), 1);
+        assert_eq!(edit_distance("ab", "ba"), 1);
+        assert_eq!(edit_distance("", "tag"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("poll", ""), 4);
+    }
+
+    #[test]
+    fn nearest_property_suggests_within_the_cutoff_only() {
+        assert_eq!(nearest_property("sorces"), Some("sources"));
+        assert_eq!(nearest_property("Source"), Some("sources"));
+        assert_eq!(nearest_property("client_secert"), Some("client_secret"));
+        assert_eq!(nearest_property("clientid"), Some("client_id"));
+        assert_eq!(nearest_property("client-id"), Some("client_id"));
+        assert_eq!(nearest_property("pollinterval"), Some("poll_interval"));
+        assert_eq!(nearest_property("siem_type"), Some("siem_types"));
+        assert_eq!(nearest_property("mem_buf_limt"), Some("mem_buf_limit"));
+        assert_eq!(nearest_property("tags"), Some("tag"));
+        assert_eq!(nearest_property("storage.typ"), Some("storage.type"));
+        // too far from anything
+        assert_eq!(nearest_property("secret"), None);
+        assert_eq!(nearest_property("xyz"), None);
+        assert_eq!(nearest_property("interval_poll_every"), None);
+    }
+
+    #[test]
+    fn unknown_key_message_names_the_nearest_or_lists_all() {
+        assert_eq!(
+            unknown_key_message("sorces"),
+            "unknown property 'sorces': did you mean 'sources'?"
+        );
+        let all = unknown_key_message("frobnicate");
+        assert!(all.starts_with("unknown property 'frobnicate': "), "{all}");
+        for p in PROPERTIES {
+            assert!(all.contains(p.name), "{} missing from {all}", p.name);
+        }
+        assert!(all.contains("storage.type") && all.contains("net.*"), "{all}");
     }
 }
