@@ -151,30 +151,63 @@ pub fn errors(records: &[Record]) -> Vec<&Record> {
         .collect()
 }
 
-/// Waits until the delivered set equals the ground truth (recomputed as files appear).
+/// Waits until the delivered set equals the ground truth (recomputed as files appear) and
+/// returns that truth: what the simulator had published when delivery was seen complete.
+///
+/// The simulator publishes a batch file per type every 15 minutes of wall-clock time, so one
+/// can appear at any moment of a test, also after this returns. Compare what was delivered with
+/// `assert_exactly_once_since(records, &settled, &truth(..))`, never with a truth computed
+/// later alone: a file published during a test's final wait may rightly be on its way.
 pub fn wait_complete(
     host: &Host,
     sim: &Sim,
     types: &[&str],
     from_ms: i64,
     timeout: Duration,
-) -> bool {
-    host.collected.wait_for(timeout, |recs| {
+) -> Option<BTreeSet<EventKey>> {
+    let settled = std::cell::RefCell::new(None);
+    let done = host.collected.wait_for(timeout, |recs| {
         let got: BTreeSet<EventKey> = ids(recs).into_iter().collect();
         let want = truth(sim, types, from_ms);
-        !want.is_empty() && got == want
-    })
+        let complete = !want.is_empty() && got == want;
+        if complete {
+            *settled.borrow_mut() = Some(want);
+        }
+        complete
+    });
+    if done {
+        settled.into_inner()
+    } else {
+        None
+    }
 }
 
+/// Exactly once against a ground truth that does not move.
 pub fn assert_exactly_once(records: &[Record], want: &BTreeSet<EventKey>) {
+    assert_exactly_once_since(records, want, want);
+}
+
+/// Exactly once against a ground truth that grows while the test runs: every event of
+/// `settled` (what was published when delivery was seen complete) arrived; anything else that
+/// arrived is in `published` (what exists by the end: a file published since may be delivered
+/// in part or not yet); nothing arrived twice.
+pub fn assert_exactly_once_since(
+    records: &[Record],
+    settled: &BTreeSet<EventKey>,
+    published: &BTreeSet<EventKey>,
+) {
+    assert!(
+        settled.is_subset(published),
+        "the simulator's ground truth shrank"
+    );
     let got = ids(records);
     let unique: BTreeSet<EventKey> = got.iter().copied().collect();
-    let lost: Vec<_> = want.difference(&unique).take(5).collect();
-    let extra: Vec<_> = unique.difference(want).take(5).collect();
+    let lost: Vec<_> = settled.difference(&unique).take(5).collect();
+    let extra: Vec<_> = unique.difference(published).take(5).collect();
     assert!(
         lost.is_empty(),
         "lost {} events, e.g. {lost:?}",
-        want.difference(&unique).count()
+        settled.difference(&unique).count()
     );
     assert!(extra.is_empty(), "unexpected events, e.g. {extra:?}");
     assert_eq!(
