@@ -726,7 +726,14 @@ mod key_tests {
         ] {
             assert!(is_known_key(k) && is_host_key(k), "{k}");
         }
-        for k in ["sorces", "client-secret", "storage", "thread.ring", "tlsverify", ""] {
+        for k in [
+            "sorces",
+            "client-secret",
+            "storage",
+            "thread.ring",
+            "tlsverify",
+            "",
+        ] {
             assert!(!is_known_key(k), "{k}");
         }
         assert!(!is_host_key("sources"));
@@ -772,6 +779,9 @@ mod key_tests {
         for p in PROPERTIES {
             assert!(all.contains(p.name), "{} missing from {all}", p.name);
         }
-        assert!(all.contains("storage.type") && all.contains("net.*"), "{all}");
+        assert!(
+            all.contains("storage.type") && all.contains("net.*"),
+            "{all}"
+        );
     }
 }
