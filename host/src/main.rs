@@ -1,4 +1,7 @@
-//! `fbhost`: run the plugin the way Fluent Bit would, printing records as JSON lines.
+//! `fbhost`: run the plugin the way Fluent Bit would, printing records as JSON lines; or, with
+//! `--summarize`, summarise such lines read from stdin (see `summary.rs`).
+
+mod summary;
 
 use fbhost::{Generation, Host, InstanceSpec, Keep, Record};
 use std::io::Write;
@@ -11,7 +14,13 @@ const USAGE: &str = "usage: fbhost -e PLUGIN.so (-c fluent-bit.conf | -i mimecas
   --print json|none         print each record as a JSON line on stdout (default json)
   --exit-after DURATION     stop gracefully after this long (e.g. 30s; default: until SIGINT/SIGTERM)
   --exit-after-records N    stop gracefully once N records arrived
-Exit status: 0 ok, 1 invalid data seen (a violation), 255 an instance failed Init.";
+Exit status: 0 ok, 1 invalid data seen (a violation), 255 an instance failed Init.
+
+       fbhost --summarize N [--sim BASE_URL] < records.jsonl
+  reads the JSON lines a host printed (fbhost's, or Fluent Bit's stdout output with format
+  json_lines), passes the first N through, then prints records per source and SIEM type with
+  their event-time range and, with --sim, the requests the simulator at BASE_URL answered.
+  Exit status: 0, or 1 when no record arrived.";
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -36,6 +45,8 @@ fn run() -> Result<i32, String> {
     let mut print = true;
     let mut exit_after: Option<Duration> = None;
     let mut exit_records: Option<u64> = None;
+    let mut summarize: Option<u64> = None;
+    let mut sim: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
@@ -93,12 +104,26 @@ fn run() -> Result<i32, String> {
                         .map_err(|_| "--exit-after-records takes a number")?,
                 )
             }
+            "--summarize" => {
+                let v = val()?;
+                summarize = Some(
+                    v.parse()
+                        .map_err(|_| format!("--summarize: '{v}' is not a number of records"))?,
+                )
+            }
+            "--sim" => sim = Some(val()?),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(0);
             }
             other => return Err(format!("unknown option '{other}'")),
         }
+    }
+    if let Some(show) = summarize {
+        return Ok(summary::run(show, sim.as_deref()));
+    }
+    if sim.is_some() {
+        return Err("--sim goes with --summarize".into());
     }
     let lib = lib.ok_or("-e PLUGIN.so is required")?;
     if specs.is_empty() {
