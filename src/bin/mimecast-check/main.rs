@@ -27,14 +27,19 @@ works and what to do about what does not. Nothing is collected and no position i
 
 Options:
   -c, --config FILE     a Fluent Bit configuration; every input with name mimecast in it is
-                        checked. Classic (e.g. fluent-bit.conf.example, with @INCLUDE and @SET)
-                        or YAML when named .yaml/.yml (e.g. fluent-bit.yaml.example, with
-                        includes: and env:). ${VAR} is expanded as Fluent Bit does. Repeatable.
+                        checked. Classic (e.g. fluent-bit.conf.example; @INCLUDE and @SET are
+                        followed) or YAML (e.g. fluent-bit.yaml.example; includes: and env: are
+                        followed). Fluent Bit reads YAML only from files named .yaml or .yml;
+                        this check also recognises YAML content under another name, with a note.
+                        Repeatable.
   -p, --prop key=value  one property of an instance given on the command line, as with
                         fluent-bit -i mimecast -p key=value. All -p together form one instance.
   --sample              also print one decoded record per source that has one (for SIEM batch,
                         the first record of the first listed file).
   -h, --help            this help.
+
+${VAR} in values is expanded as Fluent Bit does (@SET / env: first, then the environment), in
+-p values too: single-quote '${VAR}' to keep a secret out of the process list.
 
 Exit status: 0 every selected source is usable, 1 one is not, 2 the configuration is invalid.
 
@@ -42,7 +47,8 @@ Examples:
   export MIMECAST_CLIENT_ID=... MIMECAST_CLIENT_SECRET=...
   mimecast-check -c fluent-bit.yaml.example
   mimecast-check -c fluent-bit.conf.example
-  mimecast-check -p client_id=... -p client_secret=... -p sources=siem_cg,audit --sample";
+  mimecast-check -p 'client_id=${MIMECAST_CLIENT_ID}' -p 'client_secret=${MIMECAST_CLIENT_SECRET}' \\
+                 -p sources=siem_cg,audit --sample";
 
 fn main() {
     std::process::exit(run(std::env::args().skip(1).collect()));
