@@ -1,22 +1,22 @@
-//! The opt-in config map (MIMECAST_FLB_CONFIG_MAP=on). Its own test binary: the variable is
-//! process-wide and is read by every Register.
+//! The config map: given to the host only where the host reads it (Fluent Bit 5.1.1+, told
+//! apart by its cmetrics version and the size of its def allocation), and refused keys then;
+//! elsewhere the plugin says which properties it read. Its own test binary: the override
+//! MIMECAST_FLB_CONFIG_MAP is process-wide and read by every Register.
 
 mod common;
 use common::*;
 use fbhost::{Generation, HostError};
 
-#[test]
-fn config_map_only_on_request_and_then_validates_keys() {
-    let sim = sim_with(|_| {});
-    // Without the opt-in: no map, unknown keys pass silently (as Fluent Bit does without one).
-    std::env::remove_var("MIMECAST_FLB_CONFIG_MAP");
-    let plugin = Plugin::copy();
-    let mut h = host(&plugin, Generation::V5_1_1);
-    assert!(h.config_map.is_none());
-    h.add_instance(spec(&sim, &[("siem_typos", "x")])).unwrap();
-    h.stop();
+fn logs_of(h: &fbhost::Host) -> String {
+    logs_text(&h.collected.logs())
+}
 
-    std::env::set_var("MIMECAST_FLB_CONFIG_MAP", "on");
+#[test]
+fn config_map_only_where_the_host_reads_it() {
+    let sim = sim_with(|_| {});
+    std::env::remove_var("MIMECAST_FLB_CONFIG_MAP");
+
+    // 5.1.1: detected without any setting; unknown keys are refused by the host.
     let plugin = Plugin::copy();
     let mut h = host(&plugin, Generation::V5_1_1);
     let names = h.config_map.clone().expect("a 5.1.1 host got the map");
@@ -33,16 +33,57 @@ fn config_map_only_on_request_and_then_validates_keys() {
     }
     h.add_instance(spec(&sim, &[("siem_types", "av"), ("Tag", "x")]))
         .expect("known and host keys pass");
+    assert!(
+        !logs_of(&h).contains("properties read"),
+        "no key list where the host checks keys"
+    );
     h.stop();
 
-    // Why it is opt-in: on an older host the same write lands past the 40-byte def.
+    // Every older layout, 5.1.0 included (same cmetrics as 5.1.1, 40-byte def): no map, nothing
+    // written past the def (fbhost checks the allocation's slack), and the key list at start.
+    for gen in [
+        Generation::V2_0,
+        Generation::V4_1,
+        Generation::V5_0,
+        Generation::V5_1_0,
+    ] {
+        let plugin = Plugin::copy();
+        let mut h = host(&plugin, gen);
+        assert!(h.config_map.is_none(), "{gen:?} got a config map");
+        h.add_instance(spec(&sim, &[("siem_types", "av"), ("sorces", "audit")]))
+            .unwrap_or_else(|e| panic!("{gen:?}: {e}"));
+        let logs = logs_of(&h);
+        let line = logs
+            .lines()
+            .find(|l| l.contains("properties read:"))
+            .unwrap_or_else(|| panic!("{gen:?}: no key list at start:\n{logs}"));
+        assert!(
+            line.contains("siem_types") && line.contains("client_id"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("sorces") && !line.contains("sim-secret"),
+            "names only, of keys the plugin knows: {line}"
+        );
+        assert!(line.contains("mimecast-check"), "{line}");
+        h.stop();
+    }
+
+    // The override: off keeps the map from a 5.1.1 host, on gives it (operator's word).
+    std::env::set_var("MIMECAST_FLB_CONFIG_MAP", "off");
     let plugin = Plugin::copy();
-    let err = fbhost::Host::load(&plugin.path, Generation::V5_0, fbhost::Keep::All, None)
-        .err()
-        .expect("the guard bytes catch it");
+    let mut h = host(&plugin, Generation::V5_1_1);
+    assert!(h.config_map.is_none());
+    h.add_instance(spec(&sim, &[("siem_typos", "x")])).unwrap();
     assert!(
-        err.to_string().contains("wrote past the 40-byte def"),
-        "{err}"
+        logs_of(&h).contains("MIMECAST_FLB_CONFIG_MAP=off"),
+        "{}",
+        logs_of(&h)
     );
+    h.stop();
+    std::env::set_var("MIMECAST_FLB_CONFIG_MAP", "on");
+    let plugin = Plugin::copy();
+    let h = host(&plugin, Generation::V5_1_1);
+    assert!(h.config_map.is_some());
     std::env::remove_var("MIMECAST_FLB_CONFIG_MAP");
 }

@@ -41,15 +41,19 @@ pub enum Generation {
     V4_1,
     /// 5.0.x: def gains event_type (40 bytes).
     V5_0,
+    /// 5.1.0: the 5.0 layout (40-byte def) with the libraries of 5.1.1 (cmetrics 2.2.1), the
+    /// one release that the exported version functions alone cannot tell from 5.1.1.
+    V5_1_0,
     /// 5.1.1+: def gains config_map (48 bytes).
     V5_1_1,
 }
 
 impl Generation {
-    pub const ALL: [Generation; 4] = [
+    pub const ALL: [Generation; 5] = [
         Generation::V2_0,
         Generation::V4_1,
         Generation::V5_0,
+        Generation::V5_1_0,
         Generation::V5_1_1,
     ];
 
@@ -58,6 +62,7 @@ impl Generation {
             "2.0" | "2" | "3" | "4.0" => Some(Generation::V2_0),
             "4.1" | "4" => Some(Generation::V4_1),
             "5.0" => Some(Generation::V5_0),
+            "5.1.0" => Some(Generation::V5_1_0),
             "5.1.1" | "5.1" | "5" => Some(Generation::V5_1_1),
             _ => None,
         }
@@ -65,8 +70,18 @@ impl Generation {
     fn def_size(self) -> usize {
         match self {
             Generation::V2_0 | Generation::V4_1 => 32,
-            Generation::V5_0 => 40,
+            Generation::V5_0 | Generation::V5_1_0 => 40,
             Generation::V5_1_1 => 48,
+        }
+    }
+    /// What `cmt_version()` returns in the newest release of the generation (4.0.3, 4.1.2,
+    /// 5.0.9, 5.1.0, 5.1.1), read from each release's bundled cmetrics.
+    fn cmt_version(self) -> &'static CStr {
+        match self {
+            Generation::V2_0 => c"1.0.3",
+            Generation::V4_1 => c"1.0.5",
+            Generation::V5_0 => c"2.1.5",
+            Generation::V5_1_0 | Generation::V5_1_1 => c"2.2.1",
         }
     }
     fn has_ctx(self) -> bool {
@@ -77,24 +92,87 @@ impl Generation {
 const CANARY: u8 = 0xA5;
 const CANARY_LEN: usize = 32;
 
+/// The functions a fluent-bit executable exports beside the proxy ABI (`cmt_version`), from a
+/// small library loaded once per process with RTLD_GLOBAL, where the plugin's
+/// `dlsym(RTLD_DEFAULT, ..)` finds them.
+struct HostExports {
+    _lib: libloading::os::unix::Library,
+    set_cmt_version: unsafe extern "C" fn(*const c_char),
+}
+
+impl HostExports {
+    /// The version `cmt_version()` returns on this thread (where Register is called).
+    fn set_cmt_version(&self, v: &'static CStr) {
+        // SAFETY: stores a pointer to a static string in a thread-local of the library.
+        unsafe { (self.set_cmt_version)(v.as_ptr()) }
+    }
+}
+
+fn host_exports() -> &'static HostExports {
+    static EXPORTS: OnceLock<HostExports> = OnceLock::new();
+    EXPORTS.get_or_init(|| {
+        let path = env!("FBHOST_EXPORTS_SO");
+        // SAFETY: our own library built by build.rs; it has no initialisers.
+        let lib = unsafe {
+            libloading::os::unix::Library::open(
+                Some(path),
+                libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL,
+            )
+        }
+        .unwrap_or_else(|e| panic!("fbhost cannot load {path}: {e}"));
+        // SAFETY: the symbol has this signature in src/exports.c.
+        let set_cmt_version = unsafe {
+            *lib.get::<unsafe extern "C" fn(*const c_char)>(b"fbhost_set_cmt_version\0")
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        HostExports {
+            _lib: lib,
+            set_cmt_version,
+        }
+    })
+}
+
 /// A zeroed host allocation of exactly `size` bytes followed by canary bytes.
 struct Guarded {
     ptr: *mut u8,
     size: usize,
+    canary_len: usize,
 }
 
 impl Guarded {
+    /// As Fluent Bit allocates the def (`flb_calloc(1, sizeof(def))`): exactly `size` bytes,
+    /// so that what the allocator reports for it is what the real host's allocator would. The
+    /// slack the allocator adds beyond `size` is filled with canary bytes and checked.
+    fn exact(size: usize) -> Guarded {
+        // SAFETY: plain allocation; checked for null below.
+        let ptr = unsafe { libc::calloc(1, size) }.cast::<u8>();
+        assert!(!ptr.is_null(), "out of memory");
+        // SAFETY: ptr came from calloc; the usable size is ours to write.
+        let usable = unsafe { libc::malloc_usable_size(ptr.cast()) };
+        // SAFETY: [size, usable) is inside the allocation.
+        unsafe { std::ptr::write_bytes(ptr.add(size), CANARY, usable - size) };
+        Guarded {
+            ptr,
+            size,
+            canary_len: usable - size,
+        }
+    }
+
     fn new(size: usize) -> Guarded {
         // SAFETY: plain allocation; checked for null below.
         let ptr = unsafe { libc::calloc(1, size + CANARY_LEN) }.cast::<u8>();
         assert!(!ptr.is_null(), "out of memory");
         // SAFETY: ptr is valid for size + CANARY_LEN bytes.
         unsafe { std::ptr::write_bytes(ptr.add(size), CANARY, CANARY_LEN) };
-        Guarded { ptr, size }
+        Guarded {
+            ptr,
+            size,
+            canary_len: CANARY_LEN,
+        }
     }
     fn intact(&self) -> bool {
         // SAFETY: the canary region is inside our allocation.
-        let c = unsafe { std::slice::from_raw_parts(self.ptr.add(self.size), CANARY_LEN) };
+        let c = unsafe { std::slice::from_raw_parts(self.ptr.add(self.size), self.canary_len) };
         c.iter().all(|&b| b == CANARY)
     }
     fn word(&self, off: usize) -> usize {
@@ -800,7 +878,8 @@ impl Host {
                 ));
             }
         }
-        let def = Guarded::new(gen.def_size());
+        let def = Guarded::exact(gen.def_size());
+        host_exports().set_cmt_version(gen.cmt_version());
         // SAFETY: def is a zeroed allocation of the generation's size.
         let rc = unsafe { (syms.register)(def.ptr.cast()) };
         if rc == -1 {

@@ -85,9 +85,8 @@ pub extern "C" fn FLBPluginPreRegister(_hot_reloading: c_int) -> c_int {
 }
 
 /// Fills the fields every host generation has (the first 32 bytes of the def). `event_type`
-/// is never written, and `config_map` only when the operator says the host is 5.1.1 or newer
-/// (`MIMECAST_FLB_CONFIG_MAP=on`): a host older than 5.0 / 5.1.1 did not allocate those fields,
-/// and nothing the plugin can see during Register tells the versions apart.
+/// is never written, and `config_map` only where the host is known to read it (5.1.1+, see
+/// `config_map::decide`): an older host did not allocate that field.
 ///
 /// # Safety
 /// `def` must be null or point to the host's zeroed `flb_plugin_proxy_def`.
@@ -109,9 +108,11 @@ pub unsafe extern "C" fn FLBPluginRegister(def: *mut abi::flb_plugin_proxy_def_v
                 .as_ptr()
                 .cast_mut();
         }
-        if config_map_wanted() {
-            // SAFETY: the operator declared a 5.1.1+ host, whose def is the 48-byte layout with
-            // config_map at offset 40; the table is static and lives as long as the library.
+        // SAFETY: def is the host's allocation (Fluent Bit allocates it with flb_calloc).
+        if unsafe { super::config_map::decide(def.cast()) } {
+            // SAFETY: the host is 5.1.1+ (detected, or vouched for by the operator), whose def
+            // is the 48-byte layout with config_map at offset 40; the table is static and
+            // lives as long as the library.
             unsafe {
                 (*(def as *mut abi::flb_plugin_proxy_def)).config_map = super::config_map::table()
             };
@@ -120,15 +121,24 @@ pub unsafe extern "C" fn FLBPluginRegister(def: *mut abi::flb_plugin_proxy_def_v
     })
 }
 
-fn config_map_wanted() -> bool {
-    std::env::var("MIMECAST_FLB_CONFIG_MAP")
-        .map(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "on" | "1" | "true" | "yes"
-            )
-        })
-        .unwrap_or(false)
+/// Says once per instance at start whether Fluent Bit checks this plugin's keys, and where it
+/// does not, which properties the plugin read: a misspelt key is then missing from that list.
+fn report_key_checking(log: &Logger, read: &[String]) {
+    use super::config_map::MapDecision;
+    let host = super::config_map::host_description();
+    match super::config_map::decision() {
+        MapDecision::Detected => log.debug(format_args!(
+            "Fluent Bit checks this plugin's keys (config map; host {host})"
+        )),
+        MapDecision::Forced => log.info(format_args!(
+            "config map given to the host because MIMECAST_FLB_CONFIG_MAP=on (host {host})"
+        )),
+        d => log.info(format_args!(
+            "properties read: {}; all others at their defaults. This Fluent Bit ({host}{}) does not check this plugin's keys, so a misspelt one is ignored: check the list, or run mimecast-check -c <your config>",
+            if read.is_empty() { "none".to_string() } else { read.join(", ") },
+            if d == MapDecision::TurnedOff { ", MIMECAST_FLB_CONFIG_MAP=off" } else { "" },
+        )),
+    }
 }
 
 /// Which `flbgo_input_plugin` layout the host gave us, told apart by what it stored at
@@ -190,7 +200,16 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
         if layout.is_none() {
             log.warn("unrecognised host plugin layout; running without per-instance context (as on Fluent Bit < 4.1)");
         }
-        let cfg = match Config::from_properties(|k| host.property(k)) {
+        let read = Mutex::new(Vec::new());
+        let cfg = match Config::from_properties(|k| {
+            let v = host.property(k);
+            if v.is_some() {
+                read.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(k.to_string());
+            }
+            v
+        }) {
             Ok(c) => c,
             Err(errors) => {
                 for e in &errors {
@@ -203,6 +222,7 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
                 return FLB_ERROR_RC;
             }
         };
+        report_key_checking(&log, &read.into_inner().unwrap_or_else(|e| e.into_inner()));
         let state_file = crate::state::file_name(&cfg.base_url, &cfg.client_id, &cfg.selection());
         let store = match StateStore::open(
             &cfg.state_dir,
