@@ -15,8 +15,8 @@ case "$records$seconds" in
     *[!0-9]*) echo "DEMO_RECORDS and DEMO_SECONDS take whole numbers" >&2; exit 2 ;;
 esac
 
-echo "==> building (cargo build --release --workspace)" >&2
-cargo build --release --workspace --quiet
+echo "==> building (cargo build --release)" >&2
+cargo build --release --quiet
 
 work=$(mktemp -d)
 sim_pid=
