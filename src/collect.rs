@@ -204,7 +204,7 @@ impl Instance {
         log: Logger,
         state: Arc<StateStore>,
     ) -> Result<Arc<Instance>, String> {
-        let client = Client::new(&cfg)?;
+        let client = Client::new(&cfg)?.with_log(log.clone());
         let handoff = Handoff::new(cfg.buffer_max_size);
         let ctx = Arc::new(SourceCtx {
             cfg,

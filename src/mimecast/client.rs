@@ -3,6 +3,7 @@
 //! shared by every instance and source in the process, so a 429 pauses them all.
 
 use crate::config::Config;
+use crate::log::{Level, Logger, Scope};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -22,6 +23,9 @@ pub enum ApiError {
     Server { status: u16, detail: String },
     /// The token endpoint refused the credentials.
     BadCredentials { detail: String },
+    /// The token endpoint answered something else than a token or a refusal: probably not a
+    /// Mimecast API gateway.
+    TokenFailed { status: u16, detail: String },
     /// 401 on a data call even with a fresh token.
     Unauthorized { detail: String },
     /// 403: the API application lacks a permission.
@@ -58,6 +62,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Server { .. } => "server",
             ApiError::BadCredentials { .. } => "bad_credentials",
+            ApiError::TokenFailed { .. } => "token",
             ApiError::Unauthorized { .. } => "unauthorized",
             ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound { .. } => "not_found",
@@ -68,6 +73,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Whether the client logged it (as a cause shared by the streams it hits) when it
+    /// happened: failures of the token, of the network and of the server. The others depend
+    /// on what a source asked for, and the source explains them.
+    pub fn logged_by_client(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Transport(_)
+                | ApiError::Tls(_)
+                | ApiError::RateLimited { .. }
+                | ApiError::Server { .. }
+                | ApiError::BadCredentials { .. }
+                | ApiError::TokenFailed { .. }
+        )
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -75,7 +97,8 @@ impl std::fmt::Display for ApiError {
             ApiError::Tls(m) => write!(f, "TLS certificate verification failed ({m}); if a proxy re-signs TLS traffic, set ca_file to its CA certificate (PEM)"),
             ApiError::RateLimited { wait } => write!(f, "rate limited by Mimecast (HTTP 429); next attempt in {}s; if this persists, lower the number of sources per client id or raise poll_interval", wait.as_secs()),
             ApiError::Server { status, detail } => write!(f, "Mimecast server error HTTP {status}: {detail}; will retry"),
-            ApiError::BadCredentials { detail } => write!(f, "Mimecast refused the client credentials ({detail}); check client_id and client_secret, and that the API 2.0 application is enabled and not expired"),
+            ApiError::BadCredentials { detail } => write!(f, "Mimecast refused the client credentials ({detail}); {CREDENTIALS_ADVICE}"),
+            ApiError::TokenFailed { status, detail } => write!(f, "the token request failed{}: {detail}; {TOKEN_ADVICE}", if *status > 0 { format!(" with HTTP {status}") } else { String::new() }),
             ApiError::Unauthorized { detail } => write!(f, "HTTP 401 even with a fresh access token ({detail}); check that the API application is still enabled"),
             ApiError::Forbidden { detail } => write!(f, "HTTP 403 Forbidden ({detail}): the API application lacks the permission this log source needs"),
             ApiError::NotFound { detail } => write!(f, "HTTP 404 ({detail}): this log source is not licensed or not available on this tenant"),
@@ -83,6 +106,106 @@ impl std::fmt::Display for ApiError {
             ApiError::FailIn200 { detail, .. } => write!(f, "Mimecast reported a failure inside HTTP 200: {detail}"),
             ApiError::Decode(m) => write!(f, "unexpected response body: {m}"),
         }
+    }
+}
+
+const CREDENTIALS_ADVICE: &str = "check client_id and client_secret, and that the API 2.0 application is enabled and not expired";
+const TOKEN_ADVICE: &str =
+    "check base_url: it must be a Mimecast API 2.0 gateway such as https://api.services.mimecast.com";
+const NETWORK_ADVICE: &str = "check base_url and the network path to it (DNS, firewall, proxy or HTTPS_PROXY); retrying with back-off";
+const TLS_ADVICE: &str = "if a proxy re-signs TLS traffic, set ca_file to its CA certificate (PEM); otherwise check base_url";
+const RATE_ADVICE: &str = "the plugin waits by itself; if this persists, lower the number of sources per client id or raise poll_interval";
+const SERVER_ADVICE: &str = "retrying with back-off; nothing to do unless it lasts";
+
+/// What a failed request says about its cause, for the log: the same whichever stream met it,
+/// so that the streams it hits share one line.
+struct Cause {
+    key: String,
+    level: Level,
+    text: String,
+    advice: &'static str,
+}
+
+/// `scheme://host[:port]` of a URL: where a request went, without path, query or credentials.
+fn origin(url: &reqwest::Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+/// The innermost error of `e`'s chain: what actually went wrong ("Connection refused").
+fn root_cause(e: &reqwest::Error) -> String {
+    let mut cur: &dyn std::error::Error = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let root = cur.to_string();
+    match e.url() {
+        Some(u) => root.replace(u.as_str(), "<url>"),
+        None => root,
+    }
+}
+
+/// What went wrong with a request, without its URL (a batch file's carries a signature):
+/// "error sending request: Connection refused (os error 111)".
+pub fn describe(e: &reqwest::Error) -> String {
+    let top = e.without_url_ref();
+    let root = root_cause(e);
+    if top.ends_with(&root) {
+        top
+    } else {
+        format!("{top}: {root}")
+    }
+}
+
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let m = err.to_string();
+        if m.contains("certificate") || m.contains("UnknownIssuer") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The cause of a request to `origin` that got no answer.
+fn network_cause(origin: &str, e: &reqwest::Error) -> Cause {
+    let root = root_cause(e);
+    if is_certificate_error(e) {
+        Cause {
+            key: format!("tls|{origin}|{root}"),
+            level: Level::Error,
+            text: format!("TLS certificate verification failed for {origin} ({root})"),
+            advice: TLS_ADVICE,
+        }
+    } else {
+        Cause {
+            key: format!("transport|{origin}|{root}"),
+            level: Level::Warn,
+            text: format!("cannot reach {origin}: {root}"),
+            advice: NETWORK_ADVICE,
+        }
+    }
+}
+
+fn server_cause(origin: &str, path: &str, status: u16, detail: &str) -> Cause {
+    Cause {
+        key: format!("server|{origin}|{status}"),
+        level: Level::Warn,
+        text: format!("Mimecast server error HTTP {status} from {origin} ({path}: {detail})"),
+        advice: SERVER_ADVICE,
+    }
+}
+
+fn rate_cause(origin: &str, wait: Duration) -> Cause {
+    Cause {
+        key: format!("rate_limited|{origin}"),
+        level: Level::Warn,
+        text: format!(
+            "rate limited by Mimecast (HTTP 429 from {origin}); every stream of this client id waits {}s",
+            wait.as_secs().max(1)
+        ),
+        advice: RATE_ADVICE,
     }
 }
 
@@ -150,17 +273,8 @@ pub fn fail_in_200(v: &Value) -> Option<ApiError> {
 /// Classifies a request failure: certificate problems apart from other transport errors.
 /// The text never includes the URL (which, for batch files, carries a signature).
 pub fn transport_error(what: &str, e: &reqwest::Error) -> ApiError {
-    let mut chain = Vec::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        chain.push(err.to_string());
-        cur = err.source();
-    }
-    let detail = chain.last().cloned().unwrap_or_default();
-    if chain
-        .iter()
-        .any(|m| m.contains("certificate") || m.contains("UnknownIssuer"))
-    {
+    let detail = root_cause(e);
+    if is_certificate_error(e) {
         ApiError::Tls(format!("{what}: {detail}"))
     } else {
         let top = e.without_url_ref();
@@ -218,6 +332,16 @@ struct Token {
     refresh_at: Instant,
 }
 
+/// The instance's access token, and what became of the last request for one.
+#[derive(Default)]
+struct TokenState {
+    token: Option<Token>,
+    /// The last token request failed, when and how: callers that waited for it share it.
+    failed: Option<(Instant, ApiError)>,
+    /// The cause that failure was logged as, until a token comes again.
+    cause: Option<String>,
+}
+
 /// Retry schedule: capped exponential backoff with jitter.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
@@ -245,8 +369,11 @@ pub struct Client {
     base: String,
     client_id: String,
     secret: SecretString,
-    token: tokio::sync::Mutex<Option<Token>>,
+    token: tokio::sync::Mutex<TokenState>,
     gate: Arc<Gate>,
+    /// Where failures are logged as they happen (the plugin's instance); tools have none and
+    /// report the errors returned.
+    log: Option<Logger>,
     pub metrics: Arc<crate::metrics::Metrics>,
     pub backoff: Backoff,
 }
@@ -318,8 +445,9 @@ impl Client {
             base: cfg.base_url.clone(),
             client_id: cfg.client_id.clone(),
             secret: cfg.client_secret.clone(),
-            token: tokio::sync::Mutex::new(None),
+            token: tokio::sync::Mutex::new(TokenState::default()),
             gate: gate_for(&format!("{}|{}", cfg.base_url, cfg.client_id)),
+            log: None,
             metrics: Arc::default(),
             backoff: Backoff {
                 base: Duration::from_secs(1),
@@ -329,72 +457,172 @@ impl Client {
         })
     }
 
-    /// A valid access token, fetched or refreshed when due.
+    /// Logs failures through `log` as they happen, once per cause for all the streams they
+    /// hit (see [`Logger::failure`]), instead of leaving it to the caller after the retries.
+    pub fn with_log(mut self, log: Logger) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Whether `e` was logged already, when it happened.
+    pub fn logged(&self, e: &ApiError) -> bool {
+        self.log.is_some() && e.logged_by_client()
+    }
+
+    /// One occurrence of `cause` for `scope`.
+    fn note(&self, scope: Scope<'_>, cause: &Cause) {
+        if let Some(log) = &self.log {
+            log.failure(&cause.key, scope, cause.level, &cause.text, cause.advice);
+        }
+    }
+
+    /// One occurrence of `cause` for the stream the current task pulls.
+    fn note_here(&self, cause: &Cause) {
+        let stream = crate::log::current_stream();
+        let scope = stream.as_deref().map_or(Scope::Unscoped, Scope::Stream);
+        self.note(scope, cause);
+    }
+
+    /// A valid access token, fetched or refreshed when due. The token is the instance's: a
+    /// failure to get one is every stream's, logged once as such, and callers that waited
+    /// while the request was under way get its failure instead of asking again at once.
     async fn access_token(&self, force: bool) -> Result<SecretString, ApiError> {
-        let mut guard = self.token.lock().await;
+        let asked = Instant::now();
+        let mut st = self.token.lock().await;
         if !force {
-            if let Some(t) = guard.as_ref().filter(|t| Instant::now() < t.refresh_at) {
+            if let Some(t) = st.token.as_ref().filter(|t| Instant::now() < t.refresh_at) {
                 return Ok(t.value.clone());
             }
         }
+        if let Some((at, e)) = &st.failed {
+            if *at >= asked {
+                return Err(e.clone());
+            }
+        }
+        match self.request_token().await {
+            Ok((value, ttl)) => {
+                let margin = (ttl / 10).clamp(1, 60);
+                st.token = Some(Token {
+                    value: value.clone(),
+                    refresh_at: Instant::now() + Duration::from_secs(ttl.saturating_sub(margin)),
+                });
+                st.failed = None;
+                if let (Some(key), Some(log)) = (st.cause.take(), &self.log) {
+                    log.clear(&key);
+                }
+                Ok(value)
+            }
+            Err((e, cause)) => {
+                self.note(Scope::All, &cause);
+                let before = st.cause.replace(cause.key.clone());
+                if let (Some(before), Some(log)) = (before, &self.log) {
+                    if before != cause.key {
+                        // Another cause now (the network came back, the credentials did not):
+                        // the one before is over.
+                        log.clear(&before);
+                    }
+                }
+                st.failed = Some((Instant::now(), e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    /// One token request: the token and its lifetime in seconds, or why not and its cause.
+    /// Counted in the metrics as a request to the token endpoint's path.
+    async fn request_token(&self) -> Result<(SecretString, u64), (ApiError, Cause)> {
         let form = [
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.secret.expose_secret()),
             ("grant_type", "client_credentials"),
         ];
-        let resp = self
+        let req = self
             .http
             .post(format!("{}/oauth/token", self.base))
             .header("Accept", "application/json")
             .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport_error("token request", &e))?;
+            .build()
+            .map_err(|e| {
+                let detail = format!("cannot build the token request: {}", e.without_url());
+                let cause = Cause {
+                    key: "token|build".into(),
+                    level: Level::Error,
+                    text: format!("the token request failed: {detail}"),
+                    advice: TOKEN_ADVICE,
+                };
+                (ApiError::TokenFailed { status: 0, detail }, cause)
+            })?;
+        let origin = origin(req.url());
+        let path = req.url().path().to_string();
+        let resp = match self.http.execute(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.request(&path, 0);
+                return Err((
+                    transport_error("token request", &e),
+                    network_cause(&origin, &e),
+                ));
+            }
+        };
         let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::Transport(e.without_url().to_string()))?;
+        self.metrics.request(&path, status);
+        let body = resp.bytes().await.map_err(|e| {
+            (
+                ApiError::Transport(format!(
+                    "token request: reading the response: {}",
+                    root_cause(&e)
+                )),
+                network_cause(&origin, &e),
+            )
+        })?;
+        let refused = |detail: String| {
+            let cause = Cause {
+                key: format!("token|{origin}|{status}"),
+                level: Level::Error,
+                text: format!("the token request to {origin} answered HTTP {status} ({detail})"),
+                advice: TOKEN_ADVICE,
+            };
+            (ApiError::TokenFailed { status, detail }, cause)
+        };
         match status {
             200 => {}
             400 | 401 | 403 => {
-                return Err(ApiError::BadCredentials {
-                    detail: format!("HTTP {status}, {}", error_detail(&body)),
-                })
+                let detail = error_detail(&body);
+                let cause = Cause {
+                    key: format!("bad_credentials|{origin}|{status}"),
+                    level: Level::Error,
+                    text: format!(
+                        "Mimecast refused the client credentials (token request HTTP {status}: {detail})"
+                    ),
+                    advice: CREDENTIALS_ADVICE,
+                };
+                return Err((
+                    ApiError::BadCredentials {
+                        detail: format!("HTTP {status}, {detail}"),
+                    },
+                    cause,
+                ));
             }
             429 => {
-                return Err(ApiError::RateLimited {
-                    wait: Duration::from_secs(60),
-                })
+                let wait = Duration::from_secs(60);
+                return Err((ApiError::RateLimited { wait }, rate_cause(&origin, wait)));
             }
             s if s >= 500 => {
-                return Err(ApiError::Server {
-                    status: s,
-                    detail: error_detail(&body),
-                })
+                let detail = error_detail(&body);
+                let cause = server_cause(&origin, &path, s, &detail);
+                return Err((ApiError::Server { status: s, detail }, cause));
             }
-            s => {
-                return Err(ApiError::BadRequest {
-                    status: s,
-                    detail: format!("token endpoint: {}", error_detail(&body)),
-                })
-            }
+            _ => return Err(refused(error_detail(&body))),
         }
         let v: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Decode(format!("token response: {e}")))?;
+            .map_err(|e| refused(format!("the token response is not JSON: {e}")))?;
         let token = v
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Decode("token response has no access_token".into()))?;
+            .ok_or_else(|| refused("the token response has no access_token".into()))?;
         let ttl = v.get("expires_in").and_then(Value::as_u64).unwrap_or(1799);
-        let margin = (ttl / 10).clamp(1, 60);
-        let value = SecretString::from(token.to_string());
-        *guard = Some(Token {
-            value: value.clone(),
-            refresh_at: Instant::now() + Duration::from_secs(ttl.saturating_sub(margin)),
-        });
-        Ok(value)
+        Ok((SecretString::from(token.to_string()), ttl))
     }
 
     /// Sends a request built by `build` with the bearer token, retrying what can be retried.
@@ -412,6 +640,7 @@ impl Client {
             let token = match self.access_token(false).await {
                 Ok(t) => t,
                 Err(e) if e.is_retryable() && attempt < self.backoff.attempts => {
+                    self.metrics.retry();
                     tokio::time::sleep(self.backoff.delay(attempt)).await;
                     attempt += 1;
                     continue;
@@ -432,10 +661,12 @@ impl Client {
                 }
             };
             let path = req.url().path().to_string();
+            let origin = origin(req.url());
             let resp = match self.http.execute(req).await {
                 Ok(r) => r,
                 Err(e) => {
                     self.metrics.request(&path, 0);
+                    self.note_here(&network_cause(&origin, &e));
                     let err = transport_error(what, &e);
                     if err.is_retryable() && attempt < self.backoff.attempts {
                         self.metrics.retry();
@@ -458,7 +689,9 @@ impl Client {
                     )))
                 }
                 Err(e) => {
+                    self.note_here(&network_cause(&origin, &e));
                     if attempt < self.backoff.attempts {
+                        self.metrics.retry();
                         tokio::time::sleep(self.backoff.delay(attempt)).await;
                         attempt += 1;
                         continue;
@@ -486,7 +719,7 @@ impl Client {
                 }
                 401 if !refreshed => {
                     refreshed = true;
-                    *self.token.lock().await = None;
+                    self.token.lock().await.token = None;
                     continue;
                 }
                 401 => {
@@ -509,6 +742,7 @@ impl Client {
                         retry_wait(&headers).unwrap_or_else(|| self.backoff.delay(attempt + 2));
                     self.gate.block_for(wait);
                     self.metrics.rate_limit_wait();
+                    self.note_here(&rate_cause(&origin, wait));
                     if attempt < self.backoff.attempts {
                         self.metrics.retry();
                         attempt += 1;
@@ -517,6 +751,8 @@ impl Client {
                     return Err(ApiError::RateLimited { wait });
                 }
                 s if s >= 500 => {
+                    let detail = error_detail(&body);
+                    self.note_here(&server_cause(&origin, &path, s, &detail));
                     if attempt < self.backoff.attempts {
                         self.metrics.retry();
                         tokio::time::sleep(self.backoff.delay(attempt)).await;
@@ -525,7 +761,7 @@ impl Client {
                     }
                     return Err(ApiError::Server {
                         status: s,
-                        detail: format!("{what}: {}", error_detail(&body)),
+                        detail: format!("{what}: {detail}"),
                     });
                 }
                 s => {

@@ -295,8 +295,7 @@ pub async fn run(spec: &'static ApiSpec, ctx: Arc<SourceCtx>) {
         let wait = match poll(spec, &ctx, &mut cur).await {
             Ok(()) => {
                 ctx.client.metrics.progress(&key, true, 0);
-                ctx.log
-                    .resolved(&key, format_args!("{key}: collecting again"));
+                ctx.log.stream_ok(&key);
                 ctx.cfg.poll_interval
             }
             Err(Stop::Closed) => return,

@@ -59,7 +59,8 @@ pub async fn run_all(ctx: Arc<SourceCtx>) {
                 .error(format_args!("startup check could not run: {e}")),
         }
     }
-    let mut tasks: Vec<Task> = Vec::new();
+    // Each task pulls one stream, named as in the metrics and in the log.
+    let mut tasks: Vec<(String, Task)> = Vec::new();
     for source in ctx.cfg.sources.clone() {
         let siem = match source.as_str() {
             "siem_cg" => Some((siem_batch::Family::Cg, ctx.cfg.siem_types.clone())),
@@ -70,19 +71,25 @@ pub async fn run_all(ctx: Arc<SourceCtx>) {
             match ctx.cfg.siem_mode {
                 SiemMode::Batch => {
                     for ty in types {
-                        tasks.push(Box::pin(
-                            siem_batch::BatchType::new(family, &ty).run(ctx.clone()),
-                        ));
+                        let batch = siem_batch::BatchType::new(family, &ty);
+                        tasks.push((batch.key().to_string(), Box::pin(batch.run(ctx.clone()))));
                     }
                 }
-                SiemMode::Stream => {
-                    tasks.push(Box::pin(siem_stream::run(family, types, ctx.clone())))
-                }
+                SiemMode::Stream => tasks.push((
+                    siem_stream::key(family),
+                    Box::pin(siem_stream::run(family, types, ctx.clone())),
+                )),
             }
         } else if let Some(spec) = api_logs::spec(&source) {
-            tasks.push(Box::pin(api_logs::run(spec, ctx.clone())));
+            tasks.push((
+                spec.source.to_string(),
+                Box::pin(api_logs::run(spec, ctx.clone())),
+            ));
         } else if let Some(spec) = snapshot::spec(&source) {
-            tasks.push(Box::pin(snapshot::run(spec, ctx.clone())));
+            tasks.push((
+                spec.source.to_string(),
+                Box::pin(snapshot::run(spec, ctx.clone())),
+            ));
         } else if source == "threat_intel" {
             for feed in ctx.cfg.threat_intel_feeds.clone() {
                 let feed: &'static str = crate::config::THREAT_FEEDS
@@ -90,7 +97,10 @@ pub async fn run_all(ctx: Arc<SourceCtx>) {
                     .copied()
                     .find(|f| *f == feed)
                     .unwrap_or("malware_customer");
-                tasks.push(Box::pin(threat_intel::run(feed, ctx.clone())));
+                tasks.push((
+                    threat_intel::key(feed),
+                    Box::pin(threat_intel::run(feed, ctx.clone())),
+                ));
             }
         } else {
             ctx.log.error(format_args!(
@@ -104,14 +114,32 @@ pub async fn run_all(ctx: Arc<SourceCtx>) {
         ctx.cfg.base_url,
         tasks.len()
     ));
-    futures_util::future::join_all(tasks).await;
+    ctx.log
+        .set_streams(tasks.iter().map(|(name, _)| name.clone()).collect());
+    let mut running: Vec<Task> = tasks
+        .into_iter()
+        .map(|(name, task)| -> Task { Box::pin(crate::log::in_stream(&name, task)) })
+        .collect();
+    // Problems that some streams met are written once the others had their chance to meet
+    // them too, so that one line names them all.
+    let log = ctx.log.clone();
+    running.push(Box::pin(async move {
+        loop {
+            tokio::time::sleep(crate::log::TICK).await;
+            log.tick();
+        }
+    }));
+    futures_util::future::join_all(running).await;
 }
 
-/// A source's poll failed: count it, log it once per cause (a warning if it will pass, an
-/// error if it needs the operator), and say how long to wait before trying again.
+/// A source's poll failed: count it, log it once per cause for all the streams it hits (a
+/// warning if it will pass, an error if it needs the operator), and say how long to wait
+/// before trying again. Failures of the token, the network and the server were logged by the
+/// client when they happened; the others are one cause when their messages differ only in the
+/// stream's name.
 pub(crate) fn report_failure(
     ctx: &SourceCtx,
-    key: &str,
+    stream: &str,
     e: &crate::mimecast::client::ApiError,
     message: impl std::fmt::Display,
 ) -> Duration {
@@ -121,7 +149,12 @@ pub(crate) fn report_failure(
     } else {
         crate::log::Level::Error
     };
-    ctx.log.problem(key, level, message);
+    if !ctx.client.logged(e) {
+        let message = message.to_string();
+        let key = format!("{}|{}", e.kind(), modulo_stream(&message, stream));
+        ctx.log
+            .failure(&key, crate::log::Scope::Stream(stream), level, message, "");
+    }
     if e.is_retryable() {
         ctx.cfg.poll_interval.min(Duration::from_secs(60))
     } else {
@@ -129,7 +162,45 @@ pub(crate) fn report_failure(
     }
 }
 
+/// `message` without what names `stream`: its name, and its type where quoted
+/// (`'receipt'` of `siem_cg/receipt`).
+fn modulo_stream(message: &str, stream: &str) -> String {
+    let mut m = message.replace(stream, "<stream>");
+    if let Some((_, ty)) = stream.rsplit_once('/') {
+        m = m.replace(&format!("'{ty}'"), "'<type>'");
+    }
+    m
+}
+
 /// Sleeps, in a way the shutdown can interrupt (the whole future is dropped on stop).
 pub async fn pause(d: Duration) {
     tokio::time::sleep(d).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_of_two_streams_are_one_cause_modulo_their_names() {
+        let a = modulo_stream(
+            "siem_cg/receipt (/siem/v1/batch/events/cg): HTTP 403 Forbidden (batch listing for type 'receipt': no)",
+            "siem_cg/receipt",
+        );
+        let b = modulo_stream(
+            "siem_cg/av (/siem/v1/batch/events/cg): HTTP 403 Forbidden (batch listing for type 'av': no)",
+            "siem_cg/av",
+        );
+        assert_eq!(a, b);
+        assert!(!a.contains("av") && !a.contains("receipt"), "{a}");
+        // A type's name inside other words is left alone.
+        assert_eq!(
+            modulo_stream("siem_cg/av: not available", "siem_cg/av"),
+            "<stream>: not available"
+        );
+        assert_ne!(
+            modulo_stream("audit: HTTP 403", "audit"),
+            modulo_stream("dlp: HTTP 404", "dlp")
+        );
+    }
 }

@@ -11,8 +11,8 @@ use super::emit::Emitter;
 use super::gzlines::{GzLines, Line};
 use crate::collect::{Commit, SourceCtx};
 use crate::encode::TimeField;
-use crate::log::Level;
-use crate::mimecast::client::ApiError;
+use crate::log::{Level, Scope};
+use crate::mimecast::client::{describe, ApiError};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -267,7 +267,7 @@ async fn open(ctx: &SourceCtx, url: &str) -> Result<Body, FileError> {
         .client
         .download(url)
         .await
-        .map_err(|e| FileError::Transient(e.without_url().to_string()))?;
+        .map_err(|e| FileError::Transient(describe(&e)))?;
     match resp.status().as_u16() {
         200 => Ok(Body::Live(resp)),
         s @ (403 | 404) => Err(FileError::Expired(s)),
@@ -312,6 +312,11 @@ impl BatchType {
         }
     }
 
+    /// The stream's name: `siem_cg/receipt`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     pub async fn run(self, ctx: Arc<SourceCtx>) {
         let mut cur = ctx
             .state
@@ -321,14 +326,12 @@ impl BatchType {
         loop {
             let wait = match self.poll(&ctx, &mut cur).await {
                 Ok(Poll::More) => {
-                    ctx.log
-                        .resolved(&self.key, format_args!("{}: collecting again", self.key));
+                    ctx.log.stream_ok(&self.key);
                     continue;
                 }
                 Ok(Poll::CaughtUp) => {
                     ctx.client.metrics.progress(&self.key, true, 0);
-                    ctx.log
-                        .resolved(&self.key, format_args!("{}: collecting again", self.key));
+                    ctx.log.stream_ok(&self.key);
                     ctx.cfg.poll_interval
                 }
                 Err(Stop::Closed) => return,
@@ -506,10 +509,13 @@ impl BatchType {
                     }
                 }
                 FileError::Transient(m) if attempt < FILE_ATTEMPTS => {
-                    ctx.log.problem(
-                        &format!("{}/download", self.key),
+                    // The same failure for files of several types is one cause, one line.
+                    ctx.log.failure(
+                        &format!("download|{m}"),
+                        Scope::Stream(&self.key),
                         Level::Warn,
-                        format_args!("{}: downloading {path} failed ({m}); retrying", self.key),
+                        format_args!("downloading batch files failed ({m}; first {}: {path})", self.key),
+                        "retrying; a file is tried up to 4 times, from the third with a fresh URL, then reported as an error record",
                     );
                     super::pause(ctx.client.backoff.delay(attempt)).await;
                     if attempt >= 2 {
@@ -644,7 +650,7 @@ enum Body {
 impl Body {
     async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, String> {
         match self {
-            Body::Live(r) => r.chunk().await.map_err(|e| e.without_url().to_string()),
+            Body::Live(r) => r.chunk().await.map_err(|e| describe(&e)),
             Body::Fetched(b) => Ok(b.take()),
         }
     }

@@ -52,8 +52,13 @@ fn path(family: Family) -> &'static str {
     }
 }
 
+/// The stream's name: `siem_cg/stream`.
+pub fn key(family: Family) -> String {
+    format!("{}/stream", family.source())
+}
+
 pub async fn run(family: Family, types: Vec<String>, ctx: Arc<SourceCtx>) {
-    let key = format!("{}/stream", family.source());
+    let key = key(family);
     let mut cur = ctx
         .state
         .get(&key)
@@ -64,13 +69,10 @@ pub async fn run(family: Family, types: Vec<String>, ctx: Arc<SourceCtx>) {
             Ok(None) => return,
             Ok(Some(true)) => {
                 ctx.client.metrics.progress(&key, true, 0);
-                ctx.log
-                    .resolved(&key, format_args!("{key}: collecting again"));
+                ctx.log.stream_ok(&key);
                 super::pause(ctx.cfg.poll_interval).await;
             }
-            Ok(Some(false)) => ctx
-                .log
-                .resolved(&key, format_args!("{key}: collecting again")),
+            Ok(Some(false)) => ctx.log.stream_ok(&key),
             Err(ApiError::BadRequest { detail, .. }) if cur.next.is_some() => {
                 ctx.log.warn(format_args!(
                     "{key}: the API refused the saved page token ({detail}); it is probably older than the stream's 24-hour window. \

@@ -70,10 +70,7 @@ pub async fn run(spec: &'static SnapshotSpec, ctx: Arc<SourceCtx>) {
     loop {
         let result = take(spec, &ctx).await;
         match &result {
-            Ok(Some(_)) | Ok(None) => ctx.log.resolved(
-                spec.source,
-                format_args!("{}: collecting again", spec.source),
-            ),
+            Ok(Some(_)) | Ok(None) => ctx.log.stream_ok(spec.source),
             Err(e) => {
                 super::report_failure(
                     &ctx,

@@ -132,8 +132,13 @@ pub fn csv_records(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The stream's name: `threat_intel/malware_grid`.
+pub fn key(feed: &str) -> String {
+    format!("threat_intel/{feed}")
+}
+
 pub async fn run(feed: &'static str, ctx: Arc<SourceCtx>) {
-    let key = format!("threat_intel/{feed}");
+    let key = key(feed);
     let mut cur = ctx
         .state
         .get(&key)
@@ -142,9 +147,7 @@ pub async fn run(feed: &'static str, ctx: Arc<SourceCtx>) {
     loop {
         match poll(feed, &key, &ctx, &mut cur).await {
             Ok(true) => return,
-            Ok(false) => ctx
-                .log
-                .resolved(&key, format_args!("{key}: collecting again")),
+            Ok(false) => ctx.log.stream_ok(&key),
             Err(e) => {
                 super::report_failure(&ctx, &key, &e, explain(&e, &key, None));
             }
