@@ -55,21 +55,20 @@ fn restart_resumes_where_it_stopped() {
     let mut second = host(&plugin2, Generation::V5_1_1);
     second.add_instance(spec(&sim, &extra)).unwrap();
     second.start();
-    let settled = std::cell::RefCell::new(BTreeSet::new());
-    let ok = second.collected.wait_for(Duration::from_secs(120), |r| {
-        let all: BTreeSet<EventKey> = ids(&part1).into_iter().chain(ids(r)).collect();
-        let want = truth(&sim, &types, from);
-        let done = all == want;
-        if done {
-            *settled.borrow_mut() = want;
-        }
-        done
-    });
+    let settled = wait_settled(
+        &second,
+        Duration::from_secs(120),
+        || truth(&sim, &types, from),
+        |r, want| {
+            let all: BTreeSet<EventKey> = ids(&part1).into_iter().chain(ids(r)).collect();
+            &all == want
+        },
+    );
     let part2 = second.stop().snapshot();
-    assert!(ok, "second run did not complete");
+    let settled = settled.expect("second run did not complete");
     let mut both = part1.clone();
     both.extend(part2);
-    assert_exactly_once_since(&both, &settled.borrow(), &truth(&sim, &types, from));
+    assert_exactly_once_since(&both, &settled, &truth(&sim, &types, from));
 }
 
 #[test]

@@ -323,25 +323,21 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
     host.add_instance(spec(&sim, &[("siem_types", "receipt")]))
         .unwrap();
     host.start();
-    let settled = std::cell::RefCell::new(BTreeSet::new());
-    assert!(
-        host.collected.wait_for(Duration::from_secs(60), |recs| {
+    let settled = wait_settled(
+        &host,
+        Duration::from_secs(60),
+        || truth(&sim, &["receipt"], from),
+        |recs, want| {
             let got: BTreeSet<_> = ids(recs).into_iter().collect();
-            let want = truth(&sim, &["receipt"], from);
-            let done = want
-                .iter()
+            want.iter()
                 .filter(|k| !in_slot(k, bad_lines) && !in_slot(k, never_readable))
                 .all(|k| got.contains(k))
                 && count_in(&got, bad_lines) + errors_of(recs, bad_lines)
-                    >= count_in(&want, bad_lines)
-                && errors_of(recs, never_readable) >= 1;
-            if done {
-                *settled.borrow_mut() = want;
-            }
-            done
-        }),
-        "every readable event, and an error record for each broken line and the broken file"
-    );
+                    >= count_in(want, bad_lines)
+                && errors_of(recs, never_readable) >= 1
+        },
+    )
+    .expect("every readable event, and an error record for each broken line and the broken file");
     std::thread::sleep(Duration::from_millis(1500));
     let c = host.stop();
     let recs = c.snapshot();
@@ -355,7 +351,7 @@ fn corrupt_lines_and_files_become_error_records_and_collection_goes_on() {
     );
     assert!(unique.is_subset(&want));
     // A batch file published after the wait (at a 15-minute boundary) may still be on its way.
-    for k in settled.borrow().difference(&unique) {
+    for k in settled.difference(&unique) {
         assert!(
             in_slot(k, bad_lines) || in_slot(k, never_readable),
             "lost {k:?}, which no fault touched"

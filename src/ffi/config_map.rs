@@ -69,12 +69,16 @@ fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     Some((num()?, num()?, num().unwrap_or(0)))
 }
 
-/// The rule, on what the host shows: its cmetrics version and the def's usable size.
-pub fn host_reads_map(cmt_version: Option<&str>, def_usable: usize) -> bool {
+/// Fluent Bit 5.1.0 or newer, by its bundled cmetrics.
+fn cmt_is_5_1(cmt_version: Option<&str>) -> bool {
     cmt_version
         .and_then(parse_version)
         .is_some_and(|v| v >= FIRST_CMT_WITH_MAP)
-        && def_usable >= MAP_END
+}
+
+/// The rule, on what the host shows: its cmetrics version and the def's usable size.
+pub fn host_reads_map(cmt_version: Option<&str>, def_usable: usize) -> bool {
+    cmt_is_5_1(cmt_version) && def_usable >= MAP_END
 }
 
 fn host_symbol(name: &CStr) -> *mut c_void {
@@ -128,10 +132,9 @@ pub unsafe fn decide(def: *mut c_void) -> bool {
         None => {
             // The usable size is asked only of a host whose cmetrics says it is 5.1.0 or newer,
             // that is a Fluent Bit executable, which allocates the def with its malloc.
-            let cmt = host_cmt_version();
-            let fits = host_reads_map(cmt.as_deref(), usize::MAX)
+            let fits = cmt_is_5_1(host_cmt_version().as_deref())
                 // SAFETY: def is the host's allocation (caller).
-                && host_reads_map(cmt.as_deref(), unsafe { usable_size(def) });
+                && unsafe { usable_size(def) } >= MAP_END;
             if fits {
                 MapDecision::Detected
             } else {

@@ -200,13 +200,11 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
         if layout.is_none() {
             log.warn("unrecognised host plugin layout; running without per-instance context (as on Fluent Bit < 4.1)");
         }
-        let read = Mutex::new(Vec::new());
+        let read = std::cell::RefCell::new(Vec::new());
         let cfg = match Config::from_properties(|k| {
             let v = host.property(k);
             if v.is_some() {
-                read.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(k.to_string());
+                read.borrow_mut().push(k.to_string());
             }
             v
         }) {
@@ -222,7 +220,7 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
                 return FLB_ERROR_RC;
             }
         };
-        report_key_checking(&log, &read.into_inner().unwrap_or_else(|e| e.into_inner()));
+        report_key_checking(&log, &read.into_inner());
         let state_file = crate::state::file_name(&cfg.base_url, &cfg.client_id, &cfg.selection());
         let store = match StateStore::open(
             &cfg.state_dir,

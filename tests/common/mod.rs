@@ -165,21 +165,35 @@ pub fn wait_complete(
     from_ms: i64,
     timeout: Duration,
 ) -> Option<BTreeSet<EventKey>> {
+    wait_settled(
+        host,
+        timeout,
+        || truth(sim, types, from_ms),
+        |recs, want| {
+            let got: BTreeSet<EventKey> = ids(recs).into_iter().collect();
+            !want.is_empty() && &got == want
+        },
+    )
+}
+
+/// Waits until `done(records, truth)` holds for the ground truth of that moment (`truth()` is
+/// recomputed on every check) and returns that truth, the settled one.
+pub fn wait_settled(
+    host: &Host,
+    timeout: Duration,
+    truth: impl Fn() -> BTreeSet<EventKey>,
+    done: impl Fn(&[Record], &BTreeSet<EventKey>) -> bool,
+) -> Option<BTreeSet<EventKey>> {
     let settled = std::cell::RefCell::new(None);
-    let done = host.collected.wait_for(timeout, |recs| {
-        let got: BTreeSet<EventKey> = ids(recs).into_iter().collect();
-        let want = truth(sim, types, from_ms);
-        let complete = !want.is_empty() && got == want;
+    host.collected.wait_for(timeout, |recs| {
+        let want = truth();
+        let complete = done(recs, &want);
         if complete {
             *settled.borrow_mut() = Some(want);
         }
         complete
     });
-    if done {
-        settled.into_inner()
-    } else {
-        None
-    }
+    settled.into_inner()
 }
 
 /// Exactly once against a ground truth that does not move.
