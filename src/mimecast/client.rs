@@ -367,6 +367,8 @@ impl Backoff {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    /// `scheme://host[:port]` of `base`, where every request of `call` and the token go.
+    origin: String,
     client_id: String,
     secret: SecretString,
     token: tokio::sync::Mutex<TokenState>,
@@ -443,6 +445,9 @@ impl Client {
         Ok(Client {
             http,
             base: cfg.base_url.clone(),
+            origin: reqwest::Url::parse(&cfg.base_url)
+                .map(|u| origin(&u))
+                .unwrap_or_else(|_| cfg.base_url.clone()),
             client_id: cfg.client_id.clone(),
             secret: cfg.client_secret.clone(),
             token: tokio::sync::Mutex::new(TokenState::default()),
@@ -530,6 +535,17 @@ impl Client {
 
     /// One token request: the token and its lifetime in seconds, or why not and its cause.
     /// Counted in the metrics as a request to the token endpoint's path.
+    /// `detail` of a token answer without the client secret: a misconfigured `base_url` (an
+    /// echo server, a proxy's error page) may send the posted form back.
+    fn without_secret(&self, detail: String) -> String {
+        let secret = self.secret.expose_secret();
+        if !secret.is_empty() && detail.contains(secret) {
+            detail.replace(secret, "***")
+        } else {
+            detail
+        }
+    }
+
     async fn request_token(&self) -> Result<(SecretString, u64), (ApiError, Cause)> {
         let form = [
             ("client_id", self.client_id.as_str()),
@@ -552,7 +568,7 @@ impl Client {
                 };
                 (ApiError::TokenFailed { status: 0, detail }, cause)
             })?;
-        let origin = origin(req.url());
+        let origin = self.origin.as_str();
         let path = req.url().path().to_string();
         let resp = match self.http.execute(req).await {
             Ok(r) => r,
@@ -560,7 +576,7 @@ impl Client {
                 self.metrics.request(&path, 0);
                 return Err((
                     transport_error("token request", &e),
-                    network_cause(&origin, &e),
+                    network_cause(origin, &e),
                 ));
             }
         };
@@ -572,7 +588,7 @@ impl Client {
                     "token request: reading the response: {}",
                     root_cause(&e)
                 )),
-                network_cause(&origin, &e),
+                network_cause(origin, &e),
             )
         })?;
         let refused = |detail: String| {
@@ -587,7 +603,7 @@ impl Client {
         match status {
             200 => {}
             400 | 401 | 403 => {
-                let detail = error_detail(&body);
+                let detail = self.without_secret(error_detail(&body));
                 let cause = Cause {
                     key: format!("bad_credentials|{origin}|{status}"),
                     level: Level::Error,
@@ -605,14 +621,14 @@ impl Client {
             }
             429 => {
                 let wait = Duration::from_secs(60);
-                return Err((ApiError::RateLimited { wait }, rate_cause(&origin, wait)));
+                return Err((ApiError::RateLimited { wait }, rate_cause(origin, wait)));
             }
             s if s >= 500 => {
-                let detail = error_detail(&body);
-                let cause = server_cause(&origin, &path, s, &detail);
+                let detail = self.without_secret(error_detail(&body));
+                let cause = server_cause(origin, &path, s, &detail);
                 return Err((ApiError::Server { status: s, detail }, cause));
             }
-            _ => return Err(refused(error_detail(&body))),
+            _ => return Err(refused(self.without_secret(error_detail(&body)))),
         }
         let v: Value = serde_json::from_slice(&body)
             .map_err(|e| refused(format!("the token response is not JSON: {e}")))?;
@@ -661,12 +677,12 @@ impl Client {
                 }
             };
             let path = req.url().path().to_string();
-            let origin = origin(req.url());
+            let origin = self.origin.as_str();
             let resp = match self.http.execute(req).await {
                 Ok(r) => r,
                 Err(e) => {
                     self.metrics.request(&path, 0);
-                    self.note_here(&network_cause(&origin, &e));
+                    self.note_here(&network_cause(origin, &e));
                     let err = transport_error(what, &e);
                     if err.is_retryable() && attempt < self.backoff.attempts {
                         self.metrics.retry();
@@ -689,7 +705,7 @@ impl Client {
                     )))
                 }
                 Err(e) => {
-                    self.note_here(&network_cause(&origin, &e));
+                    self.note_here(&network_cause(origin, &e));
                     if attempt < self.backoff.attempts {
                         self.metrics.retry();
                         tokio::time::sleep(self.backoff.delay(attempt)).await;
@@ -742,7 +758,7 @@ impl Client {
                         retry_wait(&headers).unwrap_or_else(|| self.backoff.delay(attempt + 2));
                     self.gate.block_for(wait);
                     self.metrics.rate_limit_wait();
-                    self.note_here(&rate_cause(&origin, wait));
+                    self.note_here(&rate_cause(origin, wait));
                     if attempt < self.backoff.attempts {
                         self.metrics.retry();
                         attempt += 1;
@@ -752,7 +768,7 @@ impl Client {
                 }
                 s if s >= 500 => {
                     let detail = error_detail(&body);
-                    self.note_here(&server_cause(&origin, &path, s, &detail));
+                    self.note_here(&server_cause(origin, &path, s, &detail));
                     if attempt < self.backoff.attempts {
                         self.metrics.retry();
                         tokio::time::sleep(self.backoff.delay(attempt)).await;

@@ -40,13 +40,18 @@ pub struct Loaded {
     pub notes: Vec<String>,
 }
 
+/// The directory of `path`: `.` for a bare file name (whose parent is the empty path).
+fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Reads `path` and everything it includes. Errors name the file and line and say what to fix.
 pub fn load(path: &Path) -> Result<Loaded, Vec<String>> {
     let mut r = Reader {
-        root: path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from(".")),
+        root: dir_of(path),
         seen: Vec::new(),
         out: Loaded::default(),
         errors: Vec::new(),
@@ -242,9 +247,15 @@ impl Reader {
             let (key, value) = match body.split_once(char::is_whitespace) {
                 Some((k, v)) if !v.trim().is_empty() => (k, v.trim()),
                 _ => {
+                    // Only the key: a line such as `client_secret=...` holds a secret.
+                    let key = body.trim_end().split(['=', ':']).next().unwrap_or_default();
                     self.errors.push(format!(
-                        "{at}: '{}' has no value; each line of a section is 'key value'",
-                        body.trim_end()
+                        "{at}: '{key}' has no value; each line of a section is 'key value'{}",
+                        if body.contains(['=', ':']) {
+                            " (write 'key value', not key=value)"
+                        } else {
+                            ""
+                        }
                     ));
                     continue;
                 }
@@ -337,10 +348,7 @@ impl Reader {
                 return;
             }
         };
-        let dir = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
+        let dir = dir_of(path);
         for (k, v) in top {
             match scalar(&k).as_deref() {
                 Some("env") => match v {
@@ -629,7 +637,7 @@ mod tests {
         let d = dir("classic-bad");
         std::fs::write(
             d.join("main.conf"),
-            "orphan value\n[INPUT]\n    Name mimecast\n    client_id\n@INCLUDE missing.conf\n@INCLUDE none/*.conf\n@INCLUDE main.conf\n",
+            "orphan value\n[INPUT]\n    Name mimecast\n    client_id\n    client_secret=hunter2\n@INCLUDE missing.conf\n@INCLUDE none/*.conf\n@INCLUDE main.conf\n",
         )
         .unwrap();
         let e = load(&d.join("main.conf")).err().unwrap().join("\n");
@@ -639,11 +647,17 @@ mod tests {
         );
         assert!(e.contains("main.conf:4: 'client_id' has no value"), "{e}");
         assert!(
-            e.contains("main.conf:5: @INCLUDE missing.conf: no such file"),
+            e.contains("main.conf:5: 'client_secret' has no value")
+                && e.contains("not key=value")
+                && !e.contains("hunter2"),
+            "a key=value line is named by its key only: {e}"
+        );
+        assert!(
+            e.contains("main.conf:6: @INCLUDE missing.conf: no such file"),
             "{e}"
         );
         assert!(
-            e.contains("main.conf:6: @INCLUDE none/*.conf matches no file"),
+            e.contains("main.conf:7: @INCLUDE none/*.conf matches no file"),
             "{e}"
         );
         assert!(e.contains("included a second time"), "{e}");

@@ -89,6 +89,10 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
                 }
             }
             "--sample" => sample = true,
+            // a key=value argument may hold a secret: never echo it
+            other if other.contains('=') => {
+                return Err("a key=value argument goes after -p, e.g. -p sources=siem_cg".into())
+            }
             other if other.starts_with('-') => return Err(format!("unknown option '{other}'")),
             other => {
                 return Err(format!(
@@ -344,6 +348,13 @@ mod tests {
         assert!(parse_args(args(&[])).is_err());
         assert!(parse_args(args(&["-c"])).is_err());
         assert!(parse_args(args(&["fluent-bit.conf"])).is_err());
+        // A forgotten -p: the error does not echo what may be a secret.
+        for a in ["client_secret=hunter2", "--client_secret=hunter2"] {
+            match parse_args(args(&["-p", "client_id=x", a])) {
+                Err(e) => assert!(!e.contains("hunter2") && e.contains("-p"), "{e}"),
+                Ok(_) => panic!("{a} accepted"),
+            }
+        }
         let e = parse_args(args(&["-p", "s3cr3t"]))
             .err()
             .unwrap_or_default();
