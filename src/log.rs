@@ -91,6 +91,27 @@ pub fn current_stream() -> Option<Arc<str>> {
     STREAM.try_with(Arc::clone).ok()
 }
 
+/// A stream has one current cause of each kind (the key's part before its first `|`): a new
+/// one replaces the stream's earlier one, which is dropped once no stream is left on it. So a
+/// cause whose text varies from one occurrence to the next (an id in Mimecast's error text)
+/// cannot pile up entries while it lasts.
+fn supersede(problems: &mut HashMap<String, Problem>, key: &str, stream: &str) {
+    let kind = |k: &str| k.split('|').next().unwrap_or_default().to_string();
+    let this = kind(key);
+    problems.retain(|k, p| {
+        if k == key || kind(k) != this {
+            return true;
+        }
+        match &mut p.affected {
+            Affected::Streams(v) => {
+                v.retain(|s| s != stream);
+                !v.is_empty()
+            }
+            Affected::Unscoped | Affected::All => true,
+        }
+    });
+}
+
 enum Affected {
     Unscoped,
     All,
@@ -328,6 +349,9 @@ impl Logger {
             let mut b = self.board();
             b.flush(now, &mut out);
             let Board { problems, streams } = &mut *b;
+            if let Scope::Stream(stream) = scope {
+                supersede(problems, key, stream);
+            }
             let total = streams.len();
             match problems.get_mut(key) {
                 None => {
@@ -547,6 +571,39 @@ mod tests {
                  siem_cg/delivery and 7 more); add it"
             ),
             "{got:?}"
+        );
+    }
+
+    #[test]
+    fn a_stream_keeps_one_cause_of_a_kind_however_its_text_varies() {
+        let cap = Arc::new(CaptureSink::default());
+        let log = Logger::new(cap.clone(), "mimecast.0");
+        log.set_streams(ten());
+        for i in 0..100 {
+            let key = format!("server|HTTP 500 request id {i}");
+            log.failure(&key, Scope::Stream("audit"), Level::Warn, "HTTP 500", "");
+        }
+        log.failure(
+            "forbidden|x",
+            Scope::Stream("audit"),
+            Level::Error,
+            "403",
+            "",
+        );
+        log.failure(
+            "server|y",
+            Scope::Stream("dlp"),
+            Level::Warn,
+            "HTTP 500",
+            "",
+        );
+        let b = log.board();
+        let mut keys: Vec<&str> = b.problems.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["forbidden|x", "server|HTTP 500 request id 99", "server|y"],
+            "one cause per stream and kind"
         );
     }
 
