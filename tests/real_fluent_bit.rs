@@ -45,17 +45,6 @@ struct Run {
 }
 
 fn start(bin: &Path, dir: &Path, plugin: &Plugin, inputs: &str, extra_args: &[&str]) -> Run {
-    start_env(bin, dir, plugin, inputs, extra_args, &[])
-}
-
-fn start_env(
-    bin: &Path,
-    dir: &Path,
-    plugin: &Plugin,
-    inputs: &str,
-    extra_args: &[&str],
-    env: &[(&str, &str)],
-) -> Run {
     std::fs::write(
         dir.join("plugins.conf"),
         format!("[PLUGINS]\n    Path {}\n", plugin.path.display()),
@@ -74,7 +63,6 @@ fn start_env(
         .arg("-c")
         .arg(dir.join("fluent-bit.conf"))
         .args(extra_args)
-        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -502,4 +490,76 @@ fn real_fluent_bit_takes_full_size_collects_of_a_backlog() {
     );
     assert!(!err.contains("[error]"), "{err}");
     assert!(status.success(), "exit {status:?}");
+}
+
+/// What an operator sees when the gateway cannot be reached or the secret is wrong: one line
+/// per cause, naming the streams it affects, within 5 s of start, and not again within 15 s.
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_reports_a_failure_once_within_seconds() {
+    let Some(bin) = fluent_bit() else { return };
+    let sim = sim_with(|_| {});
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for (case, marker, patch) in [
+        (
+            "unreachable base_url",
+            "cannot reach",
+            (
+                "base_url ".to_string() + &sim.base_url(),
+                format!("base_url http://127.0.0.1:{closed}"),
+            ),
+        ),
+        (
+            "wrong client_secret",
+            "refused the client credentials",
+            (
+                "client_secret sim-secret".to_string(),
+                "client_secret not-the-secret".to_string(),
+            ),
+        ),
+    ] {
+        let plugin = Plugin::copy();
+        let dir = temp_dir("realfb-fail");
+        let inputs = input(&sim, &dir.join("s"), "").replace(&patch.0, &patch.1);
+        let started = Instant::now();
+        let mut run = start(&bin, &dir, &plugin, &inputs, &[]);
+        let mut first = None;
+        while started.elapsed() < Duration::from_secs(15) {
+            if first.is_none() && run.err.lock().unwrap().contains(marker) {
+                first = Some(started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let status = sigterm(&mut run);
+        let err = run.err.lock().unwrap().clone();
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains(marker)).collect();
+        let first = first.unwrap_or_else(|| panic!("{case}: no line in 15 s:\n{err}"));
+        eprintln!(
+            "{case}: first line after {:.2} s; {} line(s) in 15 s",
+            first.as_secs_f64(),
+            lines.len()
+        );
+        assert!(
+            first < Duration::from_secs(5),
+            "{case}: first line after {first:?}"
+        );
+        assert_eq!(lines.len(), 1, "{case}: one line per cause:\n{err}");
+        assert!(
+            lines[0].contains("[input:mimecast:mimecast.0]")
+                && lines[0].contains("affects all 10 streams"),
+            "{case}: {}",
+            lines[0]
+        );
+        assert!(
+            !err.contains("not-the-secret"),
+            "{case}: the secret was logged"
+        );
+        assert!(status.success(), "{case}: exit {status:?}\n{err}");
+    }
 }
