@@ -7,15 +7,22 @@ use std::process::Command;
 use std::time::Duration;
 
 fn check(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mimecast-check"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    check_env(args, &[])
+}
+
+/// mimecast-check with the simulator's credentials and base_url, then `args`.
+fn check_sim(sim: &mimecast_sim::Sim, args: &[&str]) -> (i32, String, String) {
+    let base = format!("base_url={}", sim.base_url());
+    let mut all = vec![
+        "-p",
+        "client_id=sim-client",
+        "-p",
+        "client_secret=sim-secret",
+        "-p",
+        base.as_str(),
+    ];
+    all.extend_from_slice(args);
+    check(&all)
 }
 
 #[test]
@@ -25,17 +32,10 @@ fn check_reports_each_source_and_exits_by_the_worst() {
         c.unlicensed = vec!["dlp".into()];
     });
     let base = format!("base_url={}", sim.base_url());
-    let (code, out, err) = check(&[
-        "-p",
-        "client_id=sim-client",
-        "-p",
-        "client_secret=sim-secret",
-        "-p",
-        &base,
-        "-p",
-        "sources=siem_cg,audit,dlp,ttp_url",
-        "--sample",
-    ]);
+    let (code, out, err) = check_sim(
+        &sim,
+        &["-p", "sources=siem_cg,audit,dlp,ttp_url", "--sample"],
+    );
     assert_eq!(code, 1, "{out}{err}");
     let line = |s: &str| {
         out.lines()
@@ -53,16 +53,7 @@ fn check_reports_each_source_and_exits_by_the_worst() {
     assert!(line("ttp_url").contains("OK"), "{out}");
     assert!(out.contains("sample: {"), "--sample shows a record:\n{out}");
 
-    let (code, out, _) = check(&[
-        "-p",
-        "client_id=sim-client",
-        "-p",
-        "client_secret=sim-secret",
-        "-p",
-        &base,
-        "-p",
-        "sources=siem_cg,ttp_url",
-    ]);
+    let (code, out, _) = check_sim(&sim, &["-p", "sources=siem_cg,ttp_url"]);
     assert_eq!(code, 0, "{out}");
 
     let (code, out, _) = check(&[
@@ -166,17 +157,7 @@ fn example(name: &str) -> String {
 #[test]
 fn a_misspelt_key_is_refused_with_the_nearest_name_before_any_request() {
     let sim = sim_with(|_| {});
-    let base = format!("base_url={}", sim.base_url());
-    let (code, out, err) = check(&[
-        "-p",
-        "client_id=sim-client",
-        "-p",
-        "client_secret=sim-secret",
-        "-p",
-        &base,
-        "-p",
-        "sorces=audit",
-    ]);
+    let (code, out, err) = check_sim(&sim, &["-p", "sorces=audit"]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
         err.contains("input 0: unknown property 'sorces': did you mean 'sources'?"),
@@ -190,20 +171,17 @@ fn a_misspelt_key_is_refused_with_the_nearest_name_before_any_request() {
     );
 
     // Fluent Bit's own keys pass, in any case; a key near nothing lists the valid ones.
-    let (code, out, err) = check(&[
-        "-p",
-        "client_id=sim-client",
-        "-p",
-        "client_secret=sim-secret",
-        "-p",
-        &base,
-        "-p",
-        "Tag=mimecast.x",
-        "-p",
-        "storage.type=filesystem",
-        "-p",
-        "tls.verify=on",
-    ]);
+    let (code, out, err) = check_sim(
+        &sim,
+        &[
+            "-p",
+            "Tag=mimecast.x",
+            "-p",
+            "storage.type=filesystem",
+            "-p",
+            "tls.verify=on",
+        ],
+    );
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = check(&[
         "-p",
@@ -383,18 +361,7 @@ fn help_and_usage() {
 #[test]
 fn sample_prints_a_decoded_batch_record_and_never_a_signed_url() {
     let sim = sim_with(|_| {});
-    let base = format!("base_url={}", sim.base_url());
-    let (code, out, err) = check(&[
-        "-p",
-        "client_id=sim-client",
-        "-p",
-        "client_secret=sim-secret",
-        "-p",
-        &base,
-        "-p",
-        "sources=siem_cg,audit",
-        "--sample",
-    ]);
+    let (code, out, err) = check_sim(&sim, &["-p", "sources=siem_cg,audit", "--sample"]);
     assert_eq!(code, 0, "{out}{err}");
     let samples: Vec<serde_json::Value> = out
         .lines()

@@ -87,3 +87,20 @@ fn config_map_only_where_the_host_reads_it() {
     assert!(h.config_map.is_some());
     std::env::remove_var("MIMECAST_FLB_CONFIG_MAP");
 }
+
+/// The keys `mimecast-check` lets pass as Fluent Bit's own are the ones the test host (which
+/// follows flb_input_set_property of 5.1.1) keeps from the plugin: one fact, checked twice.
+#[test]
+fn host_keys_agree_with_the_test_host() {
+    use fluent_bit_mimecast::config::{is_host_key, HOST_KEYS, HOST_KEY_PREFIXES};
+    for k in HOST_KEYS.iter().filter(|k| **k != "name") {
+        assert!(fbhost::host_key(k), "{k}: not a host key for fbhost");
+    }
+    for p in HOST_KEY_PREFIXES {
+        let k = format!("{p}x");
+        assert!(fbhost::host_key(&k) && is_host_key(&k), "{k}");
+    }
+    for k in ["sources", "client_id", "poll_interval", "nets.x"] {
+        assert!(!fbhost::host_key(k) && !is_host_key(k), "{k}");
+    }
+}

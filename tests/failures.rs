@@ -55,17 +55,17 @@ fn run_failing(props: &[(&str, &str)], total: Duration) -> (Vec<(Duration, Strin
     (seen, logs_text(&c.logs()))
 }
 
-#[test]
-fn unreachable_base_url_is_one_line_within_5s_naming_all_ten_streams() {
-    let base = format!("http://127.0.0.1:{}", closed_port());
-    let (lines, logs) = run_failing(&[("base_url", &base)], Duration::from_secs(15));
-    let first = lines
+/// Runs `props` for 15 s and asserts its first warning/error line came within 5 s and is the
+/// only one; returns that line and the whole log.
+fn one_early_line(props: &[(&str, &str)]) -> (String, String) {
+    let (lines, logs) = run_failing(props, Duration::from_secs(15));
+    let (at, line) = lines
         .first()
+        .cloned()
         .unwrap_or_else(|| panic!("no warning at all within 15 s:\n{logs}"));
     assert!(
-        first.0 <= Duration::from_secs(5),
-        "first warning only after {:?}:\n{logs}",
-        first.0
+        at <= Duration::from_secs(5),
+        "first line only after {at:?}:\n{logs}"
     );
     assert_eq!(
         lines.len(),
@@ -73,7 +73,14 @@ fn unreachable_base_url_is_one_line_within_5s_naming_all_ten_streams() {
         "one line for one cause within 15 s, got {}:\n{logs}",
         lines.len()
     );
-    let l = &first.1;
+    (line, logs)
+}
+
+#[test]
+fn unreachable_base_url_is_one_line_within_5s_naming_all_ten_streams() {
+    let base = format!("http://127.0.0.1:{}", closed_port());
+    let (l, _) = one_early_line(&[("base_url", &base)]);
+    let l = &l;
     assert!(l.contains(&base), "names the endpoint: {l}");
     assert!(l.contains("affects all 10 streams"), "names the count: {l}");
     assert!(l.contains("siem_cg/receipt"), "names streams: {l}");
@@ -83,22 +90,8 @@ fn unreachable_base_url_is_one_line_within_5s_naming_all_ten_streams() {
 #[test]
 fn wrong_secret_is_one_line_within_5s_naming_all_ten_streams() {
     const SECRET: &str = "Wr0ng-S3cret-For-Failures";
-    let (lines, logs) = run_failing(&[("client_secret", SECRET)], Duration::from_secs(15));
-    let first = lines
-        .first()
-        .unwrap_or_else(|| panic!("no warning at all within 15 s:\n{logs}"));
-    assert!(
-        first.0 <= Duration::from_secs(5),
-        "first line only after {:?}:\n{logs}",
-        first.0
-    );
-    assert_eq!(
-        lines.len(),
-        1,
-        "one line for one cause within 15 s, got {}:\n{logs}",
-        lines.len()
-    );
-    let l = &first.1;
+    let (l, logs) = one_early_line(&[("client_secret", SECRET)]);
+    let l = &l;
     assert!(
         l.contains("refused the client credentials") && l.contains("HTTP 401"),
         "names the cause: {l}"
@@ -140,8 +133,8 @@ fn summary_parser_reads_the_figures() {
     assert_eq!(requests_and_failed("no figures here"), None);
 }
 
-/// An instance of the plugin's own runtime (what Init starts) with a captured log.
-fn start_instance(props: &[(&str, String)]) -> (Arc<Instance>, Arc<CaptureSink>) {
+/// An instance of the plugin's own runtime (what Init starts), its log captured.
+fn start_instance(props: &[(&str, String)]) -> Arc<Instance> {
     let get = |k: &str| {
         props
             .iter()
@@ -149,11 +142,9 @@ fn start_instance(props: &[(&str, String)]) -> (Arc<Instance>, Arc<CaptureSink>)
             .map(|(_, v)| v.clone())
     };
     let cfg = Config::from_properties(get).expect("valid configuration");
-    let cap = Arc::new(CaptureSink::default());
-    let log = Logger::new(cap.clone(), "mimecast.0");
+    let log = Logger::new(Arc::new(CaptureSink::default()), "mimecast.0");
     let state = Arc::new(StateStore::memory(log.clone()));
-    let inst = Instance::start("mimecast.0", cfg, log, state).expect("instance starts");
-    (inst, cap)
+    Instance::start("mimecast.0", cfg, log, state).expect("instance starts")
 }
 
 fn wait(what: &str, timeout: Duration, done: impl Fn() -> bool) {
@@ -179,7 +170,7 @@ fn failed_token_requests_are_counted_in_the_summary_without_waiting_a_minute() {
             ("state_dir", state.to_string_lossy().into_owned()),
         ]
     };
-    let (inst, _cap) = start_instance(&props(sim.base_url()));
+    let inst = start_instance(&props(sim.base_url()));
     wait("a refused token request", Duration::from_secs(10), || {
         sim.requests("token", 401) >= 1
     });
@@ -204,7 +195,7 @@ fn failed_token_requests_are_counted_in_the_summary_without_waiting_a_minute() {
     );
 
     // Unreachable: no answer at all, status 0.
-    let (inst, _cap) = start_instance(&props(format!("http://127.0.0.1:{}", closed_port())));
+    let inst = start_instance(&props(format!("http://127.0.0.1:{}", closed_port())));
     wait(
         "a token request without answer",
         Duration::from_secs(10),

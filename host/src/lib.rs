@@ -514,7 +514,7 @@ impl Collected {
 // host functions handed to the plugin
 
 /// Keys Fluent Bit keeps for itself (flb_input_set_property, v5.1.1): never passed on.
-fn host_key(k: &str) -> bool {
+pub fn host_key(k: &str) -> bool {
     let k = k.to_ascii_lowercase();
     matches!(
         k.as_str(),

@@ -336,10 +336,9 @@ struct Token {
 #[derive(Default)]
 struct TokenState {
     token: Option<Token>,
-    /// The last token request failed, when and how: callers that waited for it share it.
-    failed: Option<(Instant, ApiError)>,
-    /// The cause that failure was logged as, until a token comes again.
-    cause: Option<String>,
+    /// The last token request failed: when, how, and the cause it was logged as, until a
+    /// token comes again. Callers that waited for that request share its failure.
+    failed: Option<(Instant, ApiError, String)>,
 }
 
 /// Retry schedule: capped exponential backoff with jitter.
@@ -499,7 +498,7 @@ impl Client {
                 return Ok(t.value.clone());
             }
         }
-        if let Some((at, e)) = &st.failed {
+        if let Some((at, e, _)) = &st.failed {
             if *at >= asked {
                 return Err(e.clone());
             }
@@ -511,30 +510,28 @@ impl Client {
                     value: value.clone(),
                     refresh_at: Instant::now() + Duration::from_secs(ttl.saturating_sub(margin)),
                 });
-                st.failed = None;
-                if let (Some(key), Some(log)) = (st.cause.take(), &self.log) {
+                if let (Some((_, _, key)), Some(log)) = (st.failed.take(), &self.log) {
                     log.clear(&key);
                 }
                 Ok(value)
             }
             Err((e, cause)) => {
                 self.note(Scope::All, &cause);
-                let before = st.cause.replace(cause.key.clone());
-                if let (Some(before), Some(log)) = (before, &self.log) {
+                let before = st
+                    .failed
+                    .replace((Instant::now(), e.clone(), cause.key.clone()));
+                if let (Some((_, _, before)), Some(log)) = (before, &self.log) {
                     if before != cause.key {
                         // Another cause now (the network came back, the credentials did not):
                         // the one before is over.
                         log.clear(&before);
                     }
                 }
-                st.failed = Some((Instant::now(), e.clone()));
                 Err(e)
             }
         }
     }
 
-    /// One token request: the token and its lifetime in seconds, or why not and its cause.
-    /// Counted in the metrics as a request to the token endpoint's path.
     /// `detail` of a token answer without the client secret: a misconfigured `base_url` (an
     /// echo server, a proxy's error page) may send the posted form back.
     fn without_secret(&self, detail: String) -> String {
@@ -546,6 +543,8 @@ impl Client {
         }
     }
 
+    /// One token request: the token and its lifetime in seconds, or why not and its cause.
+    /// Counted in the metrics as a request to the token endpoint's path.
     async fn request_token(&self) -> Result<(SecretString, u64), (ApiError, Cause)> {
         let form = [
             ("client_id", self.client_id.as_str()),

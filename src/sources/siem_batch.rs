@@ -515,7 +515,7 @@ impl BatchType {
                         Scope::Stream(&self.key),
                         Level::Warn,
                         format_args!("downloading batch files failed ({m}; first {}: {path})", self.key),
-                        "retrying; a file is tried up to 4 times, from the third with a fresh URL, then reported as an error record",
+                        format_args!("retrying; a file is tried up to {FILE_ATTEMPTS} times, from the third with a fresh URL, then reported as an error record"),
                     );
                     super::pause(ctx.client.backoff.delay(attempt)).await;
                     if attempt >= 2 {
