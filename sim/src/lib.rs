@@ -174,28 +174,10 @@ pub struct Sim {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Sim {
-    pub fn start(cfg: SimConfig) -> std::io::Result<Sim> {
-        let mut rates = vec![0u64; STREAMS.len()];
-        for (i, name) in STREAMS.iter().enumerate() {
-            let default = if i < 13 { cfg.siem_rate } else { cfg.api_rate };
-            if let Some(r) = rates.get_mut(i) {
-                *r = cfg.rates.get(*name).copied().unwrap_or(default);
-            }
-        }
-        for name in cfg.rates.keys() {
-            if model::stream_id(name).is_none() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!(
-                        "unknown stream '{name}' in rates; known: {}",
-                        STREAMS.join(", ")
-                    ),
-                ));
-            }
-        }
+impl State {
+    fn new(cfg: SimConfig, rates: Vec<u64>) -> State {
         let now = jiff::Timestamp::now().as_millisecond();
-        let state = Arc::new(State {
+        State {
             grid: model::Grid::new(cfg.seed, rates),
             clock: Clock {
                 real0: Instant::now(),
@@ -212,8 +194,75 @@ impl Sim {
             sizes: Mutex::new(HashMap::new()),
             files: Mutex::new(HashMap::new()),
             cfg,
-        });
+        }
+    }
+}
 
+/// Events per hour per stream id: the stream's entry in `rates`, or its family's default.
+fn stream_rates(cfg: &SimConfig) -> std::io::Result<Vec<u64>> {
+    let mut rates = vec![0u64; STREAMS.len()];
+    for (i, name) in STREAMS.iter().enumerate() {
+        let default = if i < 13 { cfg.siem_rate } else { cfg.api_rate };
+        if let Some(r) = rates.get_mut(i) {
+            *r = cfg.rates.get(*name).copied().unwrap_or(default);
+        }
+    }
+    for name in cfg.rates.keys() {
+        if model::stream_id(name).is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "unknown stream '{name}' in rates; known: {}",
+                    STREAMS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(rates)
+}
+
+/// Serves `std_listener` on a thread of its own, with its own runtime, until `stop_rx` fires.
+fn spawn_server(
+    std_listener: std::net::TcpListener,
+    st: Arc<State>,
+    tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stop_rx: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("mimecast-sim".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("mimecast-sim: cannot start runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("mimecast-sim: cannot listen: {e}");
+                        return;
+                    }
+                };
+                tokio::select! {
+                    _ = server::serve(listener, st, tls_acceptor) => {}
+                    _ = stop_rx => {}
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(1));
+        })
+}
+
+impl Sim {
+    pub fn start(cfg: SimConfig) -> std::io::Result<Sim> {
+        let rates = stream_rates(&cfg)?;
+        let state = Arc::new(State::new(cfg, rates));
         let acceptor = if state.cfg.tls {
             let path = state.cfg.ca_file.clone().unwrap_or_else(|| {
                 std::env::temp_dir().join(format!("mimecast-sim-ca-{}.pem", std::process::id()))
@@ -226,37 +275,8 @@ impl Sim {
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        let st = state.clone();
         let tls_acceptor = acceptor.as_ref().map(|(a, _)| a.clone());
-        let thread = std::thread::Builder::new()
-            .name("mimecast-sim".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        eprintln!("mimecast-sim: cannot start runtime: {e}");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            eprintln!("mimecast-sim: cannot listen: {e}");
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        _ = server::serve(listener, st, tls_acceptor) => {}
-                        _ = stop_rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_secs(1));
-            })?;
+        let thread = spawn_server(std_listener, state.clone(), tls_acceptor, stop_rx)?;
         Ok(Sim {
             state,
             addr,

@@ -31,9 +31,30 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
+    let Some((cfg, faults)) = parse_args(std::env::args().skip(1))? else {
+        return Ok(());
+    };
+    let sim = Sim::start(cfg).map_err(|e| format!("cannot start: {e}"))?;
+    for f in faults {
+        sim.add_fault(f);
+    }
+    println!("listening {}", sim.base_url());
+    if let Some(ca) = sim.ca_file() {
+        println!("ca_file {}", ca.display());
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// The configuration and the faults to add at start; `None` after printing the usage.
+fn parse_args(
+    mut args: impl Iterator<Item = String>,
+) -> Result<Option<(SimConfig, Vec<FaultRule>)>, String> {
     let mut cfg = SimConfig::default();
     let mut faults = Vec::new();
-    let mut args = std::env::args().skip(1);
     let mut client = Client {
         id: "sim-client".into(),
         secret: "sim-secret".into(),
@@ -78,36 +99,24 @@ fn run() -> Result<(), String> {
             ),
             "--forbid" => client.forbidden.push(val()?),
             "--unlicensed" => cfg.unlicensed.push(val()?),
-            "--siem-error-style" => {
-                cfg.siem_error_style = match val()?.as_str() {
-                    "fail" => mimecast_sim::SiemErrorStyle::Fail,
-                    "error" => mimecast_sim::SiemErrorStyle::Error,
-                    other => {
-                        return Err(format!(
-                            "--siem-error-style: '{other}' is not fail or error"
-                        ))
-                    }
-                }
-            }
+            "--siem-error-style" => cfg.siem_error_style = error_style(&val()?)?,
             "-h" | "--help" => {
                 println!("{USAGE}");
-                return Ok(());
+                return Ok(None);
             }
             other => return Err(format!("unknown option '{other}'")),
         }
     }
     cfg.clients = vec![client];
-    let sim = Sim::start(cfg).map_err(|e| format!("cannot start: {e}"))?;
-    for f in faults {
-        sim.add_fault(f);
-    }
-    println!("listening {}", sim.base_url());
-    if let Some(ca) = sim.ca_file() {
-        println!("ca_file {}", ca.display());
-    }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
-    loop {
-        std::thread::sleep(Duration::from_secs(3600));
+    Ok(Some((cfg, faults)))
+}
+
+fn error_style(v: &str) -> Result<mimecast_sim::SiemErrorStyle, String> {
+    match v {
+        "fail" => Ok(mimecast_sim::SiemErrorStyle::Fail),
+        "error" => Ok(mimecast_sim::SiemErrorStyle::Error),
+        other => Err(format!(
+            "--siem-error-style: '{other}' is not fail or error"
+        )),
     }
 }

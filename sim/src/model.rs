@@ -301,8 +301,42 @@ pub fn siem_record(g: &Grid, key: EventKey, ts: i64, account: &str) -> Value {
         key.idx as u64,
     ));
     let ty = stream_name(key.stream);
-    let secs = ts / 1000;
     let tag = p.next();
+    let mut m = siem_common(key, ts, account, ty, tag);
+    let dir = *["Inbound", "Outbound", "Internal"]
+        .get((tag % 3) as usize)
+        .unwrap_or(&"Inbound");
+    let ev = SiemEvent {
+        key,
+        ty,
+        tag,
+        msg_id: format!(
+            "<{:012x}-{}@mail.example.net>",
+            tag & 0xffff_ffff_ffff,
+            key.idx
+        ),
+        dir,
+    };
+    siem_type_fields(&mut m, &mut p, &ev);
+    Value::Object(m)
+}
+
+type Fields = Map<String, Value>;
+
+/// What a SIEM record's type-specific fields draw on, besides the record's generator.
+struct SiemEvent {
+    key: EventKey,
+    ty: &'static str,
+    /// The generator's first draw; ids, hashes and the direction derive from it.
+    tag: u64,
+    msg_id: String,
+    dir: &'static str,
+}
+
+/// The fields every SIEM record has (reference §5.1), the ground truth in `_partition` and
+/// `_offset`.
+fn siem_common(key: EventKey, ts: i64, account: &str, ty: &str, tag: u64) -> Fields {
+    let secs = ts / 1000;
     let mut m = Map::new();
     m.insert(
         "_offset".into(),
@@ -317,263 +351,299 @@ pub fn siem_record(g: &Grid, key: EventKey, ts: i64, account: &str) -> Value {
     );
     m.insert("timestamp".into(), json!(ts));
     m.insert("type".into(), json!(ty));
-    let msg_id = format!(
-        "<{:012x}-{}@mail.example.net>",
-        tag & 0xffff_ffff_ffff,
-        key.idx
-    );
-    let dir = *["Inbound", "Outbound", "Internal"]
-        .get((tag % 3) as usize)
-        .unwrap_or(&"Inbound");
-    match ty {
-        "receipt" => {
-            let rejected = p.chance(20);
-            m.insert("action".into(), json!(if rejected { "Rej" } else { "Acc" }));
-            m.insert(
-                "subtype".into(),
-                json!(if rejected { "Rej" } else { "Acc" }),
-            );
-            m.insert("direction".into(), json!(dir));
-            m.insert(
-                "messageId".into(),
-                if rejected { Value::Null } else { json!(msg_id) },
-            );
-            m.insert(
-                "numberAttachments".into(),
-                json!((p.next() % 3).to_string()),
-            );
-            m.insert("receiptErrors".into(), Value::Null);
-            m.insert("recipients".into(), json!(user(&mut p)));
-            m.insert(
-                "rejectionCode".into(),
-                if rejected { json!("550") } else { Value::Null },
-            );
-            m.insert(
-                "rejectionInfo".into(),
-                if rejected {
-                    json!("Envelope blocked - User Entry")
-                } else {
-                    Value::Null
-                },
-            );
-            m.insert(
-                "rejectionType".into(),
-                if rejected {
-                    json!("Manual Envelope Rejection")
-                } else {
-                    Value::Null
-                },
-            );
-            m.insert("senderEnvelope".into(), json!(ext(&mut p)));
-            m.insert("senderHeader".into(), json!(ext(&mut p)));
-            m.insert("senderIp".into(), json!(ip(&mut p)));
-            m.insert("spamDetectionLevel".into(), json!("7"));
-            m.insert("spamInfo".into(), json!("[]"));
-            m.insert(
-                "spamProcessingDetail".into(),
-                json!("{\"spf\":{\"allow\":true,\"info\":\"ALLOW\"},\"dkim\":{\"allow\":true,\"info\":\"UNKNOWN\"}}"),
-            );
-            m.insert("spamScore".into(), json!((p.next() % 40).to_string()));
-            m.insert("subject".into(), json!(p.of(SUBJECTS)));
-            m.insert("tlsCipher".into(), json!("TLS_AES_256_GCM_SHA384"));
-            m.insert("tlsVersion".into(), json!("TLSv1.3"));
-            m.insert("virusFound".into(), Value::Null);
-        }
-        "process" => {
-            let held = p.chance(15);
-            m.insert("action".into(), json!(if held { "Hld" } else { "Acc" }));
-            m.insert("subtype".into(), json!(if held { "Hld" } else { "Acc" }));
-            m.insert("attachments".into(), Value::Null);
-            m.insert(
-                "emailSize".into(),
-                json!((p.next() % 90_000 + 1000).to_string()),
-            );
-            if held {
-                m.insert(
-                    "holdReason".into(),
-                    json!(p.of(&["Spm", "Att", "Imp", "Url"])),
-                );
-            }
-            m.insert("messageId".into(), json!(msg_id));
-            m.insert("numberAttachments".into(), json!("0"));
-            m.insert("senderEnvelope".into(), json!(ext(&mut p)));
-            m.insert("subject".into(), json!(p.of(SUBJECTS)));
-            m.insert("totalSizeAttachments".into(), json!("0"));
-        }
-        "delivery" => {
-            m.insert("Hostname".into(), json!("mx.corp.example.com"));
-            m.insert("delivered".into(), json!("true"));
-            m.insert("subtype".into(), json!("true"));
-            m.insert("deliveryAttempts".into(), json!("1"));
-            m.insert("deliveryErrors".into(), Value::Null);
-            m.insert(
-                "deliveryTime".into(),
-                json!((p.next() % 20_000).to_string()),
-            );
-            m.insert("destinationIp".into(), json!(ip(&mut p)));
-            m.insert("direction".into(), json!(dir));
-            m.insert(
-                "emailSize".into(),
-                json!((p.next() % 90_000 + 1000).to_string()),
-            );
-            m.insert("messageId".into(), json!(msg_id));
-            m.insert("numberAttachments".into(), json!("0"));
-            m.insert("recipients".into(), json!(user(&mut p)));
-            m.insert("rejectionCode".into(), Value::Null);
-            m.insert("rejectionInfo".into(), Value::Null);
-            m.insert("rejectionType".into(), Value::Null);
-            m.insert("route".into(), json!(dir));
-            m.insert("senderEnvelope".into(), json!(ext(&mut p)));
-            m.insert("subject".into(), json!(p.of(SUBJECTS)));
-            m.insert("tlsCipher".into(), Value::Null);
-            m.insert(
-                "tlsUsed".into(),
-                json!(if p.chance(80) { "Yes" } else { "No" }),
-            );
-            m.insert("tlsVersion".into(), Value::Null);
-            m.insert("totalSizeAttachments".into(), json!("0"));
-        }
-        "journal" => {
-            m.insert("direction".into(), json!(dir));
-            m.insert("recipients".into(), json!(user(&mut p)));
-            m.insert("senderEnvelope".into(), json!(user(&mut p)));
-            m.insert("subtype".into(), Value::Null);
-        }
-        "spam" => {
-            m.insert("messageId".into(), json!(msg_id));
-            m.insert("recipients".into(), json!(user(&mut p)));
-            m.insert("route".into(), json!(dir));
-            m.insert("senderDomain".into(), json!(p.of(EXT_DOMAINS)));
-            m.insert("senderEnvelope".into(), json!(ext(&mut p)));
-            m.insert("senderHeader".into(), json!(ext(&mut p)));
-            m.insert("senderIp".into(), json!(ip(&mut p)));
-            m.insert("subject".into(), json!(p.of(SUBJECTS)));
-            m.insert("subtype".into(), Value::Null);
-        }
-        "internal email protect" => {
-            m.insert("messageId".into(), json!(msg_id));
-            m.insert("monitoredDomainSource".into(), Value::Null);
-            m.insert("recipients".into(), json!(user(&mut p)));
-            m.insert("route".into(), json!("Internal"));
-            m.insert("scanResults".into(), json!("Blocked URL Category"));
-            m.insert("senderEnvelope".into(), json!(user(&mut p)));
-            m.insert("similarDomain".into(), Value::Null);
-            m.insert("subject".into(), json!(p.of(SUBJECTS)));
-            m.insert("subtype".into(), Value::Null);
-            m.insert("urlCategory".into(), json!("Compromised"));
-        }
-        "attachment protect" | "av" => {
-            m.insert("fileExtension".into(), json!("pdf"));
-            m.insert(
-                "fileName".into(),
-                json!(format!("document-{}.pdf", key.idx)),
-            );
-            m.insert(
-                "md5".into(),
-                json!(format!("{:032x}", (tag as u128) << 64 | p.next() as u128)),
-            );
-            m.insert("sha1".into(), json!(format!("{:040x}", tag as u128 * 31)));
-            m.insert(
-                "sha256".into(),
-                json!(format!("{:064x}", tag as u128 * 131)),
-            );
-            m.insert("subtype".into(), Value::Null);
-            if ty == "av" {
-                m.insert("virusFound".into(), json!("Eicar-Test-Signature"));
-                m.insert(
-                    "sizeAttachment".into(),
-                    json!((p.next() % 90_000).to_string()),
-                );
-                m.insert("senderDomainInternal".into(), json!("false"));
-                m.insert("customerIp".into(), json!(ip(&mut p)));
-            }
-        }
-        "url protect" => {
-            m.insert(
-                "url".into(),
-                json!(format!("https://{}/landing/{}", p.of(EXT_DOMAINS), key.idx)),
-            );
-            m.insert(
-                "urlCategory".into(),
-                json!(p.of(&["Phishing", "Malicious", "Compromised"])),
-            );
-            m.insert(
-                "blockReason".into(),
-                json!(p.of(&["Malicious", "Suspicious", "Clean"])),
-            );
-            m.insert("action".into(), json!("Block"));
-            m.insert("credentialTheft".into(), json!("false"));
-            m.insert("sourceIp".into(), json!(ip(&mut p)));
-            m.insert("senderDomain".into(), json!(p.of(EXT_DOMAINS)));
-            m.insert("route".into(), json!(dir));
-            m.insert("subtype".into(), Value::Null);
-        }
-        "impersonation protect" => {
-            m.insert("action".into(), json!(p.of(&["None", "Hold"])));
-            m.insert("taggedMalicious".into(), json!("true"));
-            m.insert("taggedExternal".into(), json!("true"));
-            m.insert(
-                "policyDefinition".into(),
-                json!("Default Impersonation Definition"),
-            );
-            m.insert("newDomain".into(), json!("Hit"));
-            m.insert("internalUserName".into(), json!(p.of(&["Hit", "No Hit"])));
-            m.insert("itemsDetected".into(), json!((p.next() % 4).to_string()));
-            m.insert("senderEnvelope".into(), json!(ext(&mut p)));
-            m.insert("subtype".into(), Value::Null);
-        }
-        // Cloud Integrated
-        "entities" => {
-            m.insert(
-                "attachments".into(),
-                json!([format!("file-{}.xls", key.idx)]),
-            );
-            m.insert("direction".into(), json!(dir.to_uppercase()));
-            m.insert("historicalMail".into(), json!(false));
-            m.insert("messageId".into(), json!(msg_id));
-            m.insert(
-                "policiesApplied".into(),
-                json!([{"action":"DO_NOTHING","mode":"ACTIVE","name":"Default O365 Mail policy"}]),
-            );
-            m.insert("recipients".into(), json!([user(&mut p)]));
-            m.insert("senderEnvelope".into(), json!(ext(&mut p)));
-            m.insert("senderIp".into(), json!(ip(&mut p)));
-            m.insert("source".into(), json!("OFFICE_365_MAIL"));
-            m.insert("subject".into(), json!(p.of(SUBJECTS)));
-            m.insert("subtype".into(), json!("NO_DETECTIONS"));
-            m.insert(
-                "tags".into(),
-                if p.chance(20) {
-                    json!(["SPAM"])
-                } else {
-                    Value::Null
-                },
-            );
-            m.insert(
-                "threatState".into(),
-                json!(p.of(&["DELIVERY_IN_PROGRESS", "BLOCKED", "DELIVERED"])),
-            );
-            m.insert("threatType".into(), json!("NO_DETECTIONS"));
-        }
-        "mailflow" => {
-            m.insert(
-                "authResults".into(),
-                json!([{"aligned":true,"result":"pass","type":"SPF"},{"aligned":null,"result":"pass","type":"DMARC"}]),
-            );
-            m.insert("messageId".into(), json!(msg_id));
-            m.insert("subtype".into(), Value::Null);
-        }
-        "urlclick" => {
-            m.insert(
-                "originalUrl".into(),
-                json!(format!("https://{}/x/{}", p.of(EXT_DOMAINS), key.idx)),
-            );
-            m.insert("redirectUrl".into(), json!("https://protect.example.com/r"));
-            m.insert("subtype".into(), Value::Null);
-        }
+    m
+}
+
+/// The fields of the record's type (reference §5.2-5.3), drawn from `p` in a fixed order.
+fn siem_type_fields(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    match ev.ty {
+        "receipt" => receipt(m, p, ev),
+        "process" => process(m, p, ev),
+        "delivery" => delivery(m, p, ev),
+        "journal" => journal(m, p, ev),
+        "spam" => spam(m, p, ev),
+        "internal email protect" => internal_email_protect(m, p, ev),
+        "attachment protect" | "av" => attachment_protect(m, p, ev),
+        "url protect" => url_protect(m, p, ev),
+        "impersonation protect" => impersonation_protect(m, p, ev),
+        "entities" => entities(m, p, ev),
+        "mailflow" => mailflow(m, p, ev),
+        "urlclick" => urlclick(m, p, ev),
         _ => {}
     }
-    Value::Object(m)
+}
+
+// One function per SIEM type (reference §5.2-5.3), each inserting its keys and drawing from `p`
+// in the order its fields are written: the draws decide the values, so reordering changes data.
+
+fn receipt(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    let rejected = p.chance(20);
+    m.insert("action".into(), json!(if rejected { "Rej" } else { "Acc" }));
+    m.insert(
+        "subtype".into(),
+        json!(if rejected { "Rej" } else { "Acc" }),
+    );
+    m.insert("direction".into(), json!(ev.dir));
+    m.insert(
+        "messageId".into(),
+        if rejected {
+            Value::Null
+        } else {
+            json!(ev.msg_id)
+        },
+    );
+    m.insert(
+        "numberAttachments".into(),
+        json!((p.next() % 3).to_string()),
+    );
+    m.insert("receiptErrors".into(), Value::Null);
+    m.insert("recipients".into(), json!(user(p)));
+    m.insert(
+        "rejectionCode".into(),
+        if rejected { json!("550") } else { Value::Null },
+    );
+    m.insert(
+        "rejectionInfo".into(),
+        if rejected {
+            json!("Envelope blocked - User Entry")
+        } else {
+            Value::Null
+        },
+    );
+    m.insert(
+        "rejectionType".into(),
+        if rejected {
+            json!("Manual Envelope Rejection")
+        } else {
+            Value::Null
+        },
+    );
+    m.insert("senderEnvelope".into(), json!(ext(p)));
+    m.insert("senderHeader".into(), json!(ext(p)));
+    m.insert("senderIp".into(), json!(ip(p)));
+    m.insert("spamDetectionLevel".into(), json!("7"));
+    m.insert("spamInfo".into(), json!("[]"));
+    m.insert(
+            "spamProcessingDetail".into(),
+            json!("{\"spf\":{\"allow\":true,\"info\":\"ALLOW\"},\"dkim\":{\"allow\":true,\"info\":\"UNKNOWN\"}}"),
+        );
+    m.insert("spamScore".into(), json!((p.next() % 40).to_string()));
+    m.insert("subject".into(), json!(p.of(SUBJECTS)));
+    m.insert("tlsCipher".into(), json!("TLS_AES_256_GCM_SHA384"));
+    m.insert("tlsVersion".into(), json!("TLSv1.3"));
+    m.insert("virusFound".into(), Value::Null);
+}
+
+fn process(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    let held = p.chance(15);
+    m.insert("action".into(), json!(if held { "Hld" } else { "Acc" }));
+    m.insert("subtype".into(), json!(if held { "Hld" } else { "Acc" }));
+    m.insert("attachments".into(), Value::Null);
+    m.insert(
+        "emailSize".into(),
+        json!((p.next() % 90_000 + 1000).to_string()),
+    );
+    if held {
+        m.insert(
+            "holdReason".into(),
+            json!(p.of(&["Spm", "Att", "Imp", "Url"])),
+        );
+    }
+    m.insert("messageId".into(), json!(ev.msg_id));
+    m.insert("numberAttachments".into(), json!("0"));
+    m.insert("senderEnvelope".into(), json!(ext(p)));
+    m.insert("subject".into(), json!(p.of(SUBJECTS)));
+    m.insert("totalSizeAttachments".into(), json!("0"));
+}
+
+fn delivery(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert("Hostname".into(), json!("mx.corp.example.com"));
+    m.insert("delivered".into(), json!("true"));
+    m.insert("subtype".into(), json!("true"));
+    m.insert("deliveryAttempts".into(), json!("1"));
+    m.insert("deliveryErrors".into(), Value::Null);
+    m.insert(
+        "deliveryTime".into(),
+        json!((p.next() % 20_000).to_string()),
+    );
+    m.insert("destinationIp".into(), json!(ip(p)));
+    m.insert("direction".into(), json!(ev.dir));
+    m.insert(
+        "emailSize".into(),
+        json!((p.next() % 90_000 + 1000).to_string()),
+    );
+    m.insert("messageId".into(), json!(ev.msg_id));
+    m.insert("numberAttachments".into(), json!("0"));
+    m.insert("recipients".into(), json!(user(p)));
+    m.insert("rejectionCode".into(), Value::Null);
+    m.insert("rejectionInfo".into(), Value::Null);
+    m.insert("rejectionType".into(), Value::Null);
+    m.insert("route".into(), json!(ev.dir));
+    m.insert("senderEnvelope".into(), json!(ext(p)));
+    m.insert("subject".into(), json!(p.of(SUBJECTS)));
+    m.insert("tlsCipher".into(), Value::Null);
+    m.insert(
+        "tlsUsed".into(),
+        json!(if p.chance(80) { "Yes" } else { "No" }),
+    );
+    m.insert("tlsVersion".into(), Value::Null);
+    m.insert("totalSizeAttachments".into(), json!("0"));
+}
+
+fn journal(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert("direction".into(), json!(ev.dir));
+    m.insert("recipients".into(), json!(user(p)));
+    m.insert("senderEnvelope".into(), json!(user(p)));
+    m.insert("subtype".into(), Value::Null);
+}
+
+fn spam(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert("messageId".into(), json!(ev.msg_id));
+    m.insert("recipients".into(), json!(user(p)));
+    m.insert("route".into(), json!(ev.dir));
+    m.insert("senderDomain".into(), json!(p.of(EXT_DOMAINS)));
+    m.insert("senderEnvelope".into(), json!(ext(p)));
+    m.insert("senderHeader".into(), json!(ext(p)));
+    m.insert("senderIp".into(), json!(ip(p)));
+    m.insert("subject".into(), json!(p.of(SUBJECTS)));
+    m.insert("subtype".into(), Value::Null);
+}
+
+fn internal_email_protect(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert("messageId".into(), json!(ev.msg_id));
+    m.insert("monitoredDomainSource".into(), Value::Null);
+    m.insert("recipients".into(), json!(user(p)));
+    m.insert("route".into(), json!("Internal"));
+    m.insert("scanResults".into(), json!("Blocked URL Category"));
+    m.insert("senderEnvelope".into(), json!(user(p)));
+    m.insert("similarDomain".into(), Value::Null);
+    m.insert("subject".into(), json!(p.of(SUBJECTS)));
+    m.insert("subtype".into(), Value::Null);
+    m.insert("urlCategory".into(), json!("Compromised"));
+}
+
+fn attachment_protect(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert("fileExtension".into(), json!("pdf"));
+    m.insert(
+        "fileName".into(),
+        json!(format!("document-{}.pdf", ev.key.idx)),
+    );
+    m.insert(
+        "md5".into(),
+        json!(format!(
+            "{:032x}",
+            (ev.tag as u128) << 64 | p.next() as u128
+        )),
+    );
+    m.insert(
+        "sha1".into(),
+        json!(format!("{:040x}", ev.tag as u128 * 31)),
+    );
+    m.insert(
+        "sha256".into(),
+        json!(format!("{:064x}", ev.tag as u128 * 131)),
+    );
+    m.insert("subtype".into(), Value::Null);
+    if ev.ty == "av" {
+        m.insert("virusFound".into(), json!("Eicar-Test-Signature"));
+        m.insert(
+            "sizeAttachment".into(),
+            json!((p.next() % 90_000).to_string()),
+        );
+        m.insert("senderDomainInternal".into(), json!("false"));
+        m.insert("customerIp".into(), json!(ip(p)));
+    }
+}
+
+fn url_protect(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert(
+        "url".into(),
+        json!(format!(
+            "https://{}/landing/{}",
+            p.of(EXT_DOMAINS),
+            ev.key.idx
+        )),
+    );
+    m.insert(
+        "urlCategory".into(),
+        json!(p.of(&["Phishing", "Malicious", "Compromised"])),
+    );
+    m.insert(
+        "blockReason".into(),
+        json!(p.of(&["Malicious", "Suspicious", "Clean"])),
+    );
+    m.insert("action".into(), json!("Block"));
+    m.insert("credentialTheft".into(), json!("false"));
+    m.insert("sourceIp".into(), json!(ip(p)));
+    m.insert("senderDomain".into(), json!(p.of(EXT_DOMAINS)));
+    m.insert("route".into(), json!(ev.dir));
+    m.insert("subtype".into(), Value::Null);
+}
+
+fn impersonation_protect(m: &mut Fields, p: &mut Pick, _ev: &SiemEvent) {
+    m.insert("action".into(), json!(p.of(&["None", "Hold"])));
+    m.insert("taggedMalicious".into(), json!("true"));
+    m.insert("taggedExternal".into(), json!("true"));
+    m.insert(
+        "policyDefinition".into(),
+        json!("Default Impersonation Definition"),
+    );
+    m.insert("newDomain".into(), json!("Hit"));
+    m.insert("internalUserName".into(), json!(p.of(&["Hit", "No Hit"])));
+    m.insert("itemsDetected".into(), json!((p.next() % 4).to_string()));
+    m.insert("senderEnvelope".into(), json!(ext(p)));
+    m.insert("subtype".into(), Value::Null);
+}
+
+fn entities(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert(
+        "attachments".into(),
+        json!([format!("file-{}.xls", ev.key.idx)]),
+    );
+    m.insert("direction".into(), json!(ev.dir.to_uppercase()));
+    m.insert("historicalMail".into(), json!(false));
+    m.insert("messageId".into(), json!(ev.msg_id));
+    m.insert(
+        "policiesApplied".into(),
+        json!([{"action":"DO_NOTHING","mode":"ACTIVE","name":"Default O365 Mail policy"}]),
+    );
+    m.insert("recipients".into(), json!([user(p)]));
+    m.insert("senderEnvelope".into(), json!(ext(p)));
+    m.insert("senderIp".into(), json!(ip(p)));
+    m.insert("source".into(), json!("OFFICE_365_MAIL"));
+    m.insert("subject".into(), json!(p.of(SUBJECTS)));
+    m.insert("subtype".into(), json!("NO_DETECTIONS"));
+    m.insert(
+        "tags".into(),
+        if p.chance(20) {
+            json!(["SPAM"])
+        } else {
+            Value::Null
+        },
+    );
+    m.insert(
+        "threatState".into(),
+        json!(p.of(&["DELIVERY_IN_PROGRESS", "BLOCKED", "DELIVERED"])),
+    );
+    m.insert("threatType".into(), json!("NO_DETECTIONS"));
+}
+
+fn mailflow(m: &mut Fields, _p: &mut Pick, ev: &SiemEvent) {
+    m.insert(
+            "authResults".into(),
+            json!([{"aligned":true,"result":"pass","type":"SPF"},{"aligned":null,"result":"pass","type":"DMARC"}]),
+        );
+    m.insert("messageId".into(), json!(ev.msg_id));
+    m.insert("subtype".into(), Value::Null);
+}
+
+fn urlclick(m: &mut Fields, p: &mut Pick, ev: &SiemEvent) {
+    m.insert(
+        "originalUrl".into(),
+        json!(format!("https://{}/x/{}", p.of(EXT_DOMAINS), ev.key.idx)),
+    );
+    m.insert("redirectUrl".into(), json!("https://protect.example.com/r"));
+    m.insert("subtype".into(), Value::Null);
 }
 
 /// One record of the `/api/...` log sources (or a held message / TI indicator).
@@ -587,145 +657,216 @@ pub fn api_record(g: &Grid, key: EventKey, ts: i64) -> Value {
     let mk = key.marker();
     let t = fmt_offset(ts);
     let msg_id = format!("<{mk}.{:08x}@mail.example.net>", p.next() & 0xffff_ffff);
+    let ev = ApiEvent {
+        key,
+        ts,
+        mk,
+        t,
+        msg_id,
+    };
     match stream_name(key.stream) {
-        "audit" => json!({
-            "id": format!("eNo{mk}"),
-            "auditType": p.of(&["User Logged On", "API Application Updated", "Threat Intel Feed Download"]),
-            "user": user(&mut p),
-            "eventTime": t,
-            "eventInfo": format!("Synthetic audit event, Date: {}, IP: {}, Application: Administration Console", &t[..10], ip(&mut p)),
-            "category": p.of(&["authentication_logs", "account_logs", "reporting_logs"]),
-        }),
-        "ttp_url" => json!({
-            "userEmailAddress": user(&mut p),
-            "fromUserEmailAddress": ext(&mut p),
-            "url": format!("http://{}/page/{}", p.of(EXT_DOMAINS), key.idx),
-            "ttpDefinition": "Default Internal URL Protect Definition",
-            "subject": p.of(SUBJECTS),
-            "action": p.of(&["warn", "block", "allow"]),
-            "adminOverride": "N/A",
-            "userOverride": "None",
-            "scanResult": p.of(&["clean", "malicious"]),
-            "category": "Compromised",
-            "sendingIp": ip(&mut p),
-            "userAwarenessAction": "N/A",
-            "date": t,
-            "actions": "None",
-            "route": p.of(&["inbound", "outbound", "internal"]),
-            "creationMethod": "Entry Scan",
-            "emailPartsDescription": ["Body"],
-            "messageId": msg_id,
-            "tagMap": {"UrlReputationScan": {"Status": ["CustomerAll", "VerdictBlock"], "Type": ["Compromised"]}},
-        }),
-        "ttp_attachment" => json!({
-            "senderAddress": ext(&mut p),
-            "recipientAddress": user(&mut p),
-            "fileName": format!("attach-{}.pdf", key.idx),
-            "fileType": "application/pdf",
-            "result": p.of(&["safe", "malicious"]),
-            "actionTriggered": "none, none",
-            "date": t,
-            "details": "Safe\r\nTime taken: 0 hrs, 0 min, 3 sec",
-            "route": "inbound",
-            "messageId": msg_id,
-            "subject": p.of(SUBJECTS),
-            "fileHash": format!("{:064x}", p.next() as u128 * 7919),
-            "definition": "Default Inbound Attachment Protect Definition",
-        }),
-        "ttp_impersonation" => json!({
-            "id": format!("MTOKEN:{mk}"),
-            "senderAddress": ext(&mut p),
-            "recipientAddress": user(&mut p),
-            "subject": p.of(SUBJECTS),
-            "definition": "IP - 1 hit (Tag email)",
-            "hits": 1,
-            "identifiers": ["internal_user_name"],
-            "action": "none",
-            "taggedExternal": false,
-            "taggedMalicious": true,
-            "senderIpAddress": ip(&mut p),
-            "eventTime": t,
-            "impersonationResults": [{"impersonationDomainSource": "internal_user_name", "similarDomain": "John Doe <john@example.net>", "stringSimilarToDomain": "John Doe", "checkerResult": "hit"}],
-            "messageId": msg_id,
-        }),
-        "dlp" => json!({
-            "senderAddress": user(&mut p),
-            "recipientAddress": ext(&mut p),
-            "subject": p.of(SUBJECTS),
-            "eventTime": t,
-            "route": "outbound",
-            "policy": p.of(POLICIES),
-            "action": p.of(&["hold", "block", "notify"]),
-            "messageId": msg_id,
-        }),
-        "held_release" => json!({
-            "id": format!("eNoNjt0K{mk}"),
-            "status": p.of(&["released", "rejected"]),
-            "rejectReason": "Message goes against email policies",
-            "heldReason": "Default Spam Scanning Definition",
-            "messageInfo": "Graymail",
-            "released": t,
-            "operator": {"emailAddress": user(&mut p)},
-            "fromEnv": {"emailAddress": ext(&mut p)},
-            "fromHdr": {"emailAddress": ext(&mut p)},
-            "to": [{"emailAddress": user(&mut p)}],
-            "subject": p.of(SUBJECTS),
-            "attachments": false,
-            "route": "inbound",
-            "size": p.next() % 50_000 + 1000,
-            "policy": "Default Spam Scanning Definition",
-            "spamScore": p.next() % 20,
-            "detectionLevel": "relaxed",
-            "spamProcessingDetail": {"spf": {"allow": true, "info": "allow"}, "verdict": {"decision": "spam", "risk": "medium", "categories": []}},
-        }),
-        "archive_search" => json!({
-            "createTime": t,
-            "emailAddr": user(&mut p),
-            "source": "archive",
-            "searchText": format!("{mk} invoice"),
-            "searchReason": "",
-            "description": "Audit [Page 1] - Depth 100",
-        }),
-        "search_logs" => json!({
-            "createTime": t,
-            "emailAddr": user(&mut p),
-            "source": "archive",
-            "searchText": format!("{{'mailbox':'{}','query':'{mk}'}}", user(&mut p)),
-            "searchPath": "/INBOX/",
-            "searchReason": "",
-            "isAdmin": "true",
-            "museQuery": "[]",
-            "description": "Archive Mailbox",
-        }),
-        "archive_view" => json!({
-            "viewer": user(&mut p),
-            "source": "Message Tracking",
-            "viewed": t,
-            "from": ext(&mut p),
-            "to": user(&mut p),
-            "subject": format!("{} [{mk}]", p.of(SUBJECTS)),
-            "messageDate": fmt_offset(ts - 86_400_000),
-            "contentViewed": false,
-            "discoveryCase": false,
-        }),
-        "hold" => json!({
-            "id": format!("eNpVzskO{mk}"),
-            "reason": "Message Hold Applied - Spam Signature policy",
-            "reasonId": "MESSAGE_HOLD_APPLIED_SPAM_SIGNATURE_POLICY",
-            "reasonCode": "message_hold_applied_spam_signature_policy",
-            "from": {"emailAddress": ext(&mut p), "displayableName": ""},
-            "fromHeader": {"emailAddress": ext(&mut p), "displayableName": ""},
-            "to": {"emailAddress": user(&mut p), "displayableName": ""},
-            "toHeader": {"emailAddress": user(&mut p), "displayableName": ""},
-            "subject": p.of(SUBJECTS),
-            "route": "INBOUND",
-            "hasAttachments": false,
-            "size": p.next() % 50_000 + 1000,
-            "dateReceived": t,
-            "policyInfo": p.of(POLICIES),
-        }),
+        "audit" => audit(&mut p, &ev),
+        "ttp_url" => ttp_url(&mut p, &ev),
+        "ttp_attachment" => ttp_attachment(&mut p, &ev),
+        "ttp_impersonation" => ttp_impersonation(&mut p, &ev),
+        "dlp" => dlp(&mut p, &ev),
+        "held_release" => held_release(&mut p, &ev),
+        "archive_search" => archive_search(&mut p, &ev),
+        "search_logs" => search_logs(&mut p, &ev),
+        "archive_view" => archive_view(&mut p, &ev),
+        "hold" => held_message(&mut p, &ev),
         _ => json!({}),
     }
+}
+
+/// What an `/api/...` record's fields draw on, besides the record's generator.
+struct ApiEvent {
+    key: EventKey,
+    ts: i64,
+    /// The ground-truth marker, `sim-<stream>.<slot>.<idx>`.
+    mk: String,
+    /// `ts` in Mimecast's `/api/...` format.
+    t: String,
+    msg_id: String,
+}
+
+// One function per `/api/...` source (reference §4.6-4.15), each drawing from `p` in the
+// order its fields are written.
+
+fn audit(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    json!({
+        "id": format!("eNo{mk}"),
+        "auditType": p.of(&["User Logged On", "API Application Updated", "Threat Intel Feed Download"]),
+        "user": user(p),
+        "eventTime": t,
+        "eventInfo": format!("Synthetic audit event, Date: {}, IP: {}, Application: Administration Console", &t[..10], ip(p)),
+        "category": p.of(&["authentication_logs", "account_logs", "reporting_logs"]),
+    })
+}
+
+fn ttp_url(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { t, msg_id, .. } = ev;
+    json!({
+        "userEmailAddress": user(p),
+        "fromUserEmailAddress": ext(p),
+        "url": format!("http://{}/page/{}", p.of(EXT_DOMAINS), ev.key.idx),
+        "ttpDefinition": "Default Internal URL Protect Definition",
+        "subject": p.of(SUBJECTS),
+        "action": p.of(&["warn", "block", "allow"]),
+        "adminOverride": "N/A",
+        "userOverride": "None",
+        "scanResult": p.of(&["clean", "malicious"]),
+        "category": "Compromised",
+        "sendingIp": ip(p),
+        "userAwarenessAction": "N/A",
+        "date": t,
+        "actions": "None",
+        "route": p.of(&["inbound", "outbound", "internal"]),
+        "creationMethod": "Entry Scan",
+        "emailPartsDescription": ["Body"],
+        "messageId": msg_id,
+        "tagMap": {"UrlReputationScan": {"Status": ["CustomerAll", "VerdictBlock"], "Type": ["Compromised"]}},
+    })
+}
+
+fn ttp_attachment(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { t, msg_id, .. } = ev;
+    json!({
+        "senderAddress": ext(p),
+        "recipientAddress": user(p),
+        "fileName": format!("attach-{}.pdf", ev.key.idx),
+        "fileType": "application/pdf",
+        "result": p.of(&["safe", "malicious"]),
+        "actionTriggered": "none, none",
+        "date": t,
+        "details": "Safe\r\nTime taken: 0 hrs, 0 min, 3 sec",
+        "route": "inbound",
+        "messageId": msg_id,
+        "subject": p.of(SUBJECTS),
+        "fileHash": format!("{:064x}", p.next() as u128 * 7919),
+        "definition": "Default Inbound Attachment Protect Definition",
+    })
+}
+
+fn ttp_impersonation(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, msg_id, .. } = ev;
+    json!({
+        "id": format!("MTOKEN:{mk}"),
+        "senderAddress": ext(p),
+        "recipientAddress": user(p),
+        "subject": p.of(SUBJECTS),
+        "definition": "IP - 1 hit (Tag email)",
+        "hits": 1,
+        "identifiers": ["internal_user_name"],
+        "action": "none",
+        "taggedExternal": false,
+        "taggedMalicious": true,
+        "senderIpAddress": ip(p),
+        "eventTime": t,
+        "impersonationResults": [{"impersonationDomainSource": "internal_user_name", "similarDomain": "John Doe <john@example.net>", "stringSimilarToDomain": "John Doe", "checkerResult": "hit"}],
+        "messageId": msg_id,
+    })
+}
+
+fn dlp(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { t, msg_id, .. } = ev;
+    json!({
+        "senderAddress": user(p),
+        "recipientAddress": ext(p),
+        "subject": p.of(SUBJECTS),
+        "eventTime": t,
+        "route": "outbound",
+        "policy": p.of(POLICIES),
+        "action": p.of(&["hold", "block", "notify"]),
+        "messageId": msg_id,
+    })
+}
+
+fn held_release(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    json!({
+        "id": format!("eNoNjt0K{mk}"),
+        "status": p.of(&["released", "rejected"]),
+        "rejectReason": "Message goes against email policies",
+        "heldReason": "Default Spam Scanning Definition",
+        "messageInfo": "Graymail",
+        "released": t,
+        "operator": {"emailAddress": user(p)},
+        "fromEnv": {"emailAddress": ext(p)},
+        "fromHdr": {"emailAddress": ext(p)},
+        "to": [{"emailAddress": user(p)}],
+        "subject": p.of(SUBJECTS),
+        "attachments": false,
+        "route": "inbound",
+        "size": p.next() % 50_000 + 1000,
+        "policy": "Default Spam Scanning Definition",
+        "spamScore": p.next() % 20,
+        "detectionLevel": "relaxed",
+        "spamProcessingDetail": {"spf": {"allow": true, "info": "allow"}, "verdict": {"decision": "spam", "risk": "medium", "categories": []}},
+    })
+}
+
+fn archive_search(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    json!({
+        "createTime": t,
+        "emailAddr": user(p),
+        "source": "archive",
+        "searchText": format!("{mk} invoice"),
+        "searchReason": "",
+        "description": "Audit [Page 1] - Depth 100",
+    })
+}
+
+fn search_logs(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    json!({
+        "createTime": t,
+        "emailAddr": user(p),
+        "source": "archive",
+        "searchText": format!("{{'mailbox':'{}','query':'{mk}'}}", user(p)),
+        "searchPath": "/INBOX/",
+        "searchReason": "",
+        "isAdmin": "true",
+        "museQuery": "[]",
+        "description": "Archive Mailbox",
+    })
+}
+
+fn archive_view(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    json!({
+        "viewer": user(p),
+        "source": "Message Tracking",
+        "viewed": t,
+        "from": ext(p),
+        "to": user(p),
+        "subject": format!("{} [{mk}]", p.of(SUBJECTS)),
+        "messageDate": fmt_offset(ev.ts - 86_400_000),
+        "contentViewed": false,
+        "discoveryCase": false,
+    })
+}
+
+fn held_message(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    json!({
+        "id": format!("eNpVzskO{mk}"),
+        "reason": "Message Hold Applied - Spam Signature policy",
+        "reasonId": "MESSAGE_HOLD_APPLIED_SPAM_SIGNATURE_POLICY",
+        "reasonCode": "message_hold_applied_spam_signature_policy",
+        "from": {"emailAddress": ext(p), "displayableName": ""},
+        "fromHeader": {"emailAddress": ext(p), "displayableName": ""},
+        "to": {"emailAddress": user(p), "displayableName": ""},
+        "toHeader": {"emailAddress": user(p), "displayableName": ""},
+        "subject": p.of(SUBJECTS),
+        "route": "INBOUND",
+        "hasAttachments": false,
+        "size": p.next() % 50_000 + 1000,
+        "dateReceived": t,
+        "policyInfo": p.of(POLICIES),
+    })
 }
 
 /// How long a held message stays held (deterministic, 1 to 72 hours).
