@@ -3,7 +3,7 @@
 
 mod summary;
 
-use fbhost::{Generation, Host, InstanceSpec, Keep, Record};
+use fbhost::{Collected, Generation, Host, InstanceSpec, Keep, Record};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,25 +38,57 @@ fn main() {
     })
 }
 
+/// What the command line asks for.
+struct Options {
+    lib: Option<String>,
+    gen: Generation,
+    specs: Vec<InstanceSpec>,
+    print: bool,
+    exit_after: Option<Duration>,
+    exit_records: Option<u64>,
+    summarize: Option<u64>,
+    sim: Option<String>,
+}
+
 fn run() -> Result<i32, String> {
-    let mut lib = None;
-    let mut gen = Generation::V5_1_1;
-    let mut specs: Vec<InstanceSpec> = Vec::new();
-    let mut print = true;
-    let mut exit_after: Option<Duration> = None;
-    let mut exit_records: Option<u64> = None;
-    let mut summarize: Option<u64> = None;
-    let mut sim: Option<String> = None;
-    let mut args = std::env::args().skip(1);
+    let Some(opts) = parse_args(std::env::args().skip(1))? else {
+        println!("{USAGE}");
+        return Ok(0);
+    };
+    if let Some(show) = opts.summarize {
+        return Ok(summary::run(show, opts.sim.as_deref()));
+    }
+    if opts.sim.is_some() {
+        return Err("--sim goes with --summarize".into());
+    }
+    let lib = opts.lib.clone().ok_or("-e PLUGIN.so is required")?;
+    if opts.specs.is_empty() {
+        return Err("no [INPUT] with Name mimecast (use -c or -i)".into());
+    }
+    run_host(&lib, opts)
+}
+
+/// The options, or None for `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut o = Options {
+        lib: None,
+        gen: Generation::V5_1_1,
+        specs: Vec::new(),
+        print: true,
+        exit_after: None,
+        exit_records: None,
+        summarize: None,
+        sim: None,
+    };
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or(format!("{a} needs a value"));
         match a.as_str() {
-            "-e" | "--plugin" => lib = Some(val()?),
+            "-e" | "--plugin" => o.lib = Some(val()?),
             "-c" | "--config" => {
                 let path = val()?;
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| format!("cannot read {path}: {e}"))?;
-                specs.extend(fbhost::parse_classic_config(&text)?);
+                o.specs.extend(fbhost::parse_classic_config(&text)?);
             }
             "-i" | "--input" => {
                 let name = val()?;
@@ -65,40 +97,33 @@ fn run() -> Result<i32, String> {
                         "input '{name}': this host runs only the mimecast plugin"
                     ));
                 }
-                specs.push(InstanceSpec::new(&[]));
+                o.specs.push(InstanceSpec::new(&[]));
             }
             "-p" | "--prop" => {
                 let kv = val()?;
                 let (k, v) = kv.split_once('=').ok_or("-p takes key=value")?;
-                let spec = specs.last_mut().ok_or("-p must follow -i mimecast")?;
+                let spec = o.specs.last_mut().ok_or("-p must follow -i mimecast")?;
                 if k.eq_ignore_ascii_case("log_level") {
-                    spec.log_level = match v {
-                        "error" => 1,
-                        "warn" => 2,
-                        "debug" => 4,
-                        "trace" => 5,
-                        "off" => 0,
-                        _ => 3,
-                    };
+                    spec.log_level = log_level(v);
                 }
                 spec.props.push((k.to_string(), v.to_string()));
             }
             "--gen" => {
                 let g = val()?;
-                gen = Generation::parse(&g)
+                o.gen = Generation::parse(&g)
                     .ok_or(format!("--gen: '{g}' is not 2.0, 4.1, 5.0 or 5.1.1"))?;
             }
-            "--print" => print = val()? == "json",
+            "--print" => o.print = val()? == "json",
             "--exit-after" => {
                 let v = val()?;
                 let secs: u64 = v
                     .trim_end_matches('s')
                     .parse()
                     .map_err(|_| format!("--exit-after: '{v}' is not seconds"))?;
-                exit_after = Some(Duration::from_secs(secs));
+                o.exit_after = Some(Duration::from_secs(secs));
             }
             "--exit-after-records" => {
-                exit_records = Some(
+                o.exit_records = Some(
                     val()?
                         .parse()
                         .map_err(|_| "--exit-after-records takes a number")?,
@@ -106,50 +131,43 @@ fn run() -> Result<i32, String> {
             }
             "--summarize" => {
                 let v = val()?;
-                summarize = Some(
+                o.summarize = Some(
                     v.parse()
                         .map_err(|_| format!("--summarize: '{v}' is not a number of records"))?,
                 )
             }
-            "--sim" => sim = Some(val()?),
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(0);
-            }
+            "--sim" => o.sim = Some(val()?),
+            "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown option '{other}'")),
         }
     }
-    if let Some(show) = summarize {
-        return Ok(summary::run(show, sim.as_deref()));
+    Ok(Some(o))
+}
+
+/// `-p log_level=...` as a level number.
+fn log_level(v: &str) -> libc::c_int {
+    match v {
+        "error" => 1,
+        "warn" => 2,
+        "debug" => 4,
+        "trace" => 5,
+        "off" => 0,
+        _ => 3,
     }
-    if sim.is_some() {
-        return Err("--sim goes with --summarize".into());
-    }
-    let lib = lib.ok_or("-e PLUGIN.so is required")?;
-    if specs.is_empty() {
-        return Err("no [INPUT] with Name mimecast (use -c or -i)".into());
-    }
+}
+
+/// Runs the instances until a signal or an `--exit-after*` limit, then prints the summary line.
+fn run_host(lib: &str, opts: Options) -> Result<i32, String> {
     // SAFETY: installing async-signal-safe handlers that only store an atomic flag.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
     }
-    let printer: Option<fbhost::Printer> = if print {
-        Some(Arc::new(|records: &[Record]| {
-            let mut out = std::io::stdout().lock();
-            for r in records {
-                let line = serde_json::json!({"tag": r.tag, "date": r.secs as f64 + r.nanos as f64 / 1e9, "record": r.to_json()});
-                let _ = writeln!(out, "{line}");
-            }
-            let _ = out.flush();
-        }))
-    } else {
-        None
-    };
+    let printer = opts.print.then(json_printer);
     let started = Instant::now();
-    let mut host = Host::load(std::path::Path::new(&lib), gen, Keep::Count, printer)
+    let mut host = Host::load(std::path::Path::new(lib), opts.gen, Keep::Count, printer)
         .map_err(|e| e.to_string())?;
-    for spec in specs {
+    for spec in opts.specs {
         if let Err(e) = host.add_instance(spec) {
             eprintln!("fbhost: {e}; stopping (as Fluent Bit does, exit 255)");
             host.abort_after_init_failure();
@@ -159,23 +177,37 @@ fn run() -> Result<i32, String> {
     host.start();
     let collected = host.collected.clone();
     while !STOP.load(Ordering::SeqCst) {
-        if exit_after.is_some_and(|d| started.elapsed() >= d) {
+        if opts.exit_after.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        if exit_records.is_some_and(|n| collected.count.load(Ordering::Relaxed) >= n) {
+        if opts
+            .exit_records
+            .is_some_and(|n| collected.count.load(Ordering::Relaxed) >= n)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     let c = host.stop();
-    let peak_kb = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .unwrap_or(0);
+    print_summary(&c, started);
+    Ok(if c.violations().is_empty() { 0 } else { 1 })
+}
+
+/// Prints each record as a JSON line on stdout.
+fn json_printer() -> fbhost::Printer {
+    Arc::new(|records: &[Record]| {
+        let mut out = std::io::stdout().lock();
+        for r in records {
+            let line = serde_json::json!({"tag": r.tag, "date": r.secs as f64 + r.nanos as f64 / 1e9, "record": r.to_json()});
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    })
+}
+
+/// The `fbhost: N records, ...` line on stderr (read by the benchmark).
+fn print_summary(c: &Collected, started: Instant) {
+    let peak_kb = peak_rss_kb();
     let first = c
         .first_record_at
         .lock()
@@ -193,5 +225,16 @@ fn run() -> Result<i32, String> {
         peak_kb,
         c.host_cpu_ns.load(Ordering::Relaxed) / 1_000_000,
     );
-    Ok(if c.violations().is_empty() { 0 } else { 1 })
+}
+
+/// VmHWM of this process, in kB (0 if unknown).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
 }

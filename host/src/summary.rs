@@ -89,35 +89,7 @@ impl Summary {
         if total == 0 {
             out.push_str("    no records arrived; see the host's log\n");
         } else {
-            let w_src = self
-                .groups
-                .keys()
-                .map(|(s, _)| s.len())
-                .max()
-                .unwrap_or(6)
-                .max(6);
-            let w_ty = self
-                .groups
-                .keys()
-                .map(|(_, t)| t.len())
-                .max()
-                .unwrap_or(4)
-                .max(4);
-            out.push_str(&format!(
-                "    {:<w_src$}  {:<w_ty$}  {:>9}  event time (UTC)\n",
-                "source", "type", "records"
-            ));
-            for ((source, ty), g) in &self.groups {
-                let range = match (g.first, g.last) {
-                    (Some(f), Some(l)) => format!("{} .. {}", utc(f), utc(l)),
-                    _ => "-".into(),
-                };
-                let ty = if ty.is_empty() { "-" } else { ty.as_str() };
-                out.push_str(&format!(
-                    "    {source:<w_src$}  {ty:<w_ty$}  {:>9}  {range}\n",
-                    thousands(g.records)
-                ));
-            }
+            self.push_groups(&mut out);
         }
         for (source, n) in &self.errors {
             out.push_str(&format!(
@@ -136,33 +108,69 @@ impl Summary {
             Some(Err(e)) => out.push_str(&format!(
                 "    (the simulator's request counts are not available: {e})\n"
             )),
-            Some(Ok(stats)) => {
-                out.push_str("    requests the simulator answered, by endpoint:\n");
-                let w = stats.keys().map(String::len).max().unwrap_or(8);
-                let mut names: Vec<&String> = stats.keys().collect();
-                names.sort_by_key(|n| {
-                    (
-                        n.as_str() != "token",
-                        n.as_str() == "batch_file",
-                        n.as_str(),
-                    )
-                });
-                for name in names {
-                    let by_status = stats.get(name).map(|m| {
-                        m.iter()
-                            .map(|(status, n)| format!("{n} x HTTP {status}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    });
-                    out.push_str(&format!(
-                        "      {name:<w$}  {:<18}  {}\n",
-                        by_status.unwrap_or_default(),
-                        endpoint_role(name)
-                    ));
-                }
-            }
+            Some(Ok(stats)) => push_sim_stats(&mut out, stats),
         }
         out
+    }
+
+    /// Records per source and SIEM type, with their event-time range.
+    fn push_groups(&self, out: &mut String) {
+        let w_src = self
+            .groups
+            .keys()
+            .map(|(s, _)| s.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
+        let w_ty = self
+            .groups
+            .keys()
+            .map(|(_, t)| t.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        out.push_str(&format!(
+            "    {:<w_src$}  {:<w_ty$}  {:>9}  event time (UTC)\n",
+            "source", "type", "records"
+        ));
+        for ((source, ty), g) in &self.groups {
+            let range = match (g.first, g.last) {
+                (Some(f), Some(l)) => format!("{} .. {}", utc(f), utc(l)),
+                _ => "-".into(),
+            };
+            let ty = if ty.is_empty() { "-" } else { ty.as_str() };
+            out.push_str(&format!(
+                "    {source:<w_src$}  {ty:<w_ty$}  {:>9}  {range}\n",
+                thousands(g.records)
+            ));
+        }
+    }
+}
+
+/// The requests the simulator answered, by endpoint (token first, batch files last).
+fn push_sim_stats(out: &mut String, stats: &SimStats) {
+    out.push_str("    requests the simulator answered, by endpoint:\n");
+    let w = stats.keys().map(String::len).max().unwrap_or(8);
+    let mut names: Vec<&String> = stats.keys().collect();
+    names.sort_by_key(|n| {
+        (
+            n.as_str() != "token",
+            n.as_str() == "batch_file",
+            n.as_str(),
+        )
+    });
+    for name in names {
+        let by_status = stats.get(name).map(|m| {
+            m.iter()
+                .map(|(status, n)| format!("{n} x HTTP {status}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
+        out.push_str(&format!(
+            "      {name:<w$}  {:<18}  {}\n",
+            by_status.unwrap_or_default(),
+            endpoint_role(name)
+        ));
     }
 }
 

@@ -1,0 +1,319 @@
+//! One thread per instance, as Fluent Bit's input threads: `FLBPluginInit` (instances one after
+//! another), PreRun, then collect every 1 s on a fixed timer (a slow collect is followed at
+//! once by the next, ticks are not queued), append, cleanup right after; Pause/Resume,
+//! PreExit and Exit on that thread too.
+
+use crate::callbacks::{attribute_logs_to, InsState};
+use crate::collected::{Collected, Keep, Printer};
+use crate::decode::{decode_strict, validate_strict, Record};
+use crate::generation::{Generation, CONTEXT_REMOTE};
+use crate::guarded::Guarded;
+use crate::host::HostError;
+use crate::plugin::{set_instance, Syms};
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the host writes over the input context's proxy pointer, to tell if Init overwrote it.
+const PROXY_MARKER: usize = 0x5EED_F00D;
+
+/// Shared between instance threads: the `flbgo_input_plugin` struct and the api table, both
+/// host-allocated once per load as Fluent Bit does.
+pub(crate) struct Shared {
+    pub(crate) gen: Generation,
+    pub(crate) syms: Syms,
+    pub(crate) plugin: Guarded,
+    pub(crate) api: Guarded,
+    pub(crate) plugin_lock: Mutex<()>,
+    pub(crate) collected: Arc<Collected>,
+    pub(crate) keep: Keep,
+    pub(crate) printer: Option<Printer>,
+    pub(crate) stop_all: AtomicBool,
+}
+
+// SAFETY: the raw allocations are only touched under plugin_lock or read-only after setup.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+/// What the host asks of an instance's thread.
+pub(crate) enum Cmd {
+    StartCollect,
+    Pause,
+    Resume,
+    PreExit(c_int),
+    Exit,
+}
+
+/// The host's handle on an initialised instance's thread.
+pub(crate) struct InstanceThread {
+    tx: Sender<Cmd>,
+    join: JoinHandle<()>,
+    done: Receiver<()>,
+}
+
+impl InstanceThread {
+    /// Starts the instance's thread and waits for its Init (and PreRun).
+    pub(crate) fn spawn(
+        shared: Arc<Shared>,
+        ins: Box<InsState>,
+        index: usize,
+        tag: String,
+    ) -> Result<InstanceThread, HostError> {
+        let (tx, rx) = mpsc::channel::<Cmd>();
+        let (init_tx, init_rx) = mpsc::channel::<bool>();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let thread_name = format!("flb-in-{}-w", ins.name);
+        let worker = Worker {
+            shared,
+            ins,
+            index,
+            tag,
+        };
+        let join = std::thread::Builder::new()
+            .name(thread_name)
+            .spawn(move || worker.run(rx, init_tx, done_tx))
+            .map_err(|e| HostError::Load(e.to_string()))?;
+        match init_rx.recv() {
+            Ok(true) => Ok(InstanceThread {
+                tx,
+                join,
+                done: done_rx,
+            }),
+            _ => {
+                let _ = join.join();
+                Err(HostError::InitFailed(index))
+            }
+        }
+    }
+
+    pub(crate) fn send(&self, cmd: Cmd) {
+        let _ = self.tx.send(cmd);
+    }
+
+    /// Waits (up to 30 s) for the thread to report Exit done, then joins it.
+    pub(crate) fn wait_exit(self) {
+        let _ = self.done.recv_timeout(Duration::from_secs(30));
+        let _ = self.join.join();
+    }
+
+    pub(crate) fn join(self) {
+        let _ = self.join.join();
+    }
+}
+
+/// An instance as its thread holds it.
+struct Worker {
+    shared: Arc<Shared>,
+    /// What `i_ins` points to; it lives until after Exit.
+    ins: Box<InsState>,
+    index: usize,
+    tag: String,
+}
+
+impl Worker {
+    /// The thread: Init and PreRun (reporting the outcome on `init_tx`), then commands and
+    /// collects until Exit (reported on `done_tx`).
+    fn run(self, rx: Receiver<Cmd>, init_tx: Sender<bool>, done_tx: Sender<()>) {
+        attribute_logs_to(self.shared.collected.clone());
+        let gen = self.shared.gen;
+        let context = Guarded::new(gen.context_size());
+        context.set_word(gen.context_proxy_offset(), PROXY_MARKER);
+        let ok = self.init(&context);
+        self.check_context(&context);
+        if !ok {
+            let _ = init_tx.send(false);
+            return;
+        }
+        self.shared.syms.call_pre_run(0);
+        let _ = init_tx.send(true);
+        let remote = if gen.has_ctx() {
+            context.word(CONTEXT_REMOTE)
+        } else {
+            0
+        };
+        self.serve(rx, done_tx, remote);
+    }
+
+    /// Init with the shared plugin struct pointing at this instance: true if it succeeded.
+    fn init(&self, context: &Guarded) -> bool {
+        let shared = &self.shared;
+        let ins_ptr = &*self.ins as *const InsState as usize;
+        let _g = shared.plugin_lock.lock().unwrap_or_else(|e| e.into_inner());
+        set_instance(&shared.plugin, ins_ptr, context);
+        let rc = shared.syms.call_init(&shared.plugin);
+        rc > 0
+    }
+
+    /// A violation if Init wrote past the input context or over its proxy pointer.
+    fn check_context(&self, context: &Guarded) {
+        let gen = self.shared.gen;
+        if !context.intact() || context.word(gen.context_proxy_offset()) != PROXY_MARKER {
+            self.shared.collected.violation(format!(
+                "{}: Init wrote past the {}-byte input context or over its proxy pointer",
+                self.ins.name,
+                gen.context_size()
+            ));
+        }
+    }
+
+    /// Commands from the host and, while collecting, a collect every 1 s, until Exit.
+    fn serve(self, rx: Receiver<Cmd>, done_tx: Sender<()>, remote: usize) {
+        let syms = self.shared.syms;
+        let mut collecting = false;
+        let mut next_tick = Instant::now() + Duration::from_secs(1);
+        loop {
+            if self.shared.stop_all.load(Ordering::SeqCst) {
+                // Init failure elsewhere: this instance gets no PreExit/Exit.
+                return;
+            }
+            let wait = if collecting {
+                next_tick.saturating_duration_since(Instant::now())
+            } else {
+                Duration::from_millis(100)
+            };
+            match rx.recv_timeout(wait) {
+                Ok(Cmd::StartCollect) => {
+                    collecting = true;
+                    next_tick = Instant::now() + Duration::from_secs(1);
+                }
+                Ok(Cmd::Pause) => {
+                    collecting = false;
+                    syms.call_pause();
+                }
+                Ok(Cmd::Resume) => {
+                    collecting = true;
+                    syms.call_resume();
+                }
+                Ok(Cmd::PreExit(hot)) => syms.call_pre_exit(hot),
+                Ok(Cmd::Exit) => {
+                    syms.call_exit();
+                    drop(self.ins);
+                    let _ = done_tx.send(());
+                    return;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if collecting => {
+                    self.collect_once(remote);
+                    let now = Instant::now();
+                    next_tick += Duration::from_secs(1);
+                    if next_tick <= now {
+                        // A slow collect is followed at once by the next; missed ticks are not queued.
+                        next_tick = now;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// One collect: the buffer is checked, taken in (appended), then cleaned up right after.
+    fn collect_once(&self, remote: usize) {
+        let shared = &*self.shared;
+        let Some((rc, data, len)) = shared.syms.call_collect(remote) else {
+            return;
+        };
+        if len == 0 {
+            if !data.is_null() {
+                shared.collected.violation(
+                    "collect returned a non-NULL buffer with length 0: the host leaks it".into(),
+                );
+            }
+            return;
+        }
+        if rc == -1 {
+            shared
+                .collected
+                .collect_errors
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if data.is_null() {
+            shared
+                .collected
+                .violation(format!("collect returned NULL with length {len}"));
+            return;
+        }
+        // SAFETY: the plugin handed us `len` readable bytes at `data` until cleanup.
+        let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
+        if shared.keep == Keep::Count && shared.printer.is_none() {
+            self.count_buffer(bytes);
+        } else {
+            self.decode_buffer(bytes);
+        }
+        // SAFETY: data is the buffer this collect handed over; bytes is not used past here.
+        let crc = unsafe { shared.syms.call_cleanup(remote, data) };
+        if crc == -1 {
+            shared
+                .collected
+                .cleanup_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Count mode: validates the buffer without building values, timing the host's CPU.
+    fn count_buffer(&self, bytes: &[u8]) {
+        let c = &self.shared.collected;
+        let cpu0 = thread_cpu_ns();
+        let checked = validate_strict(bytes);
+        c.host_cpu_ns
+            .fetch_add(thread_cpu_ns().saturating_sub(cpu0), Ordering::Relaxed);
+        match checked {
+            Ok(n) => c.took_buffer(bytes.len(), n),
+            Err(e) => self.bad_buffer(bytes, e),
+        }
+    }
+
+    /// Decodes the buffer's records, hands them to the printer and keeps them if asked to.
+    fn decode_buffer(&self, bytes: &[u8]) {
+        let shared = &*self.shared;
+        let c = &shared.collected;
+        let recs = match decode_strict(bytes) {
+            Ok(recs) => recs,
+            Err(e) => return self.bad_buffer(bytes, e),
+        };
+        c.took_buffer(bytes.len(), recs.len());
+        let records: Vec<Record> = recs
+            .into_iter()
+            .map(|(secs, nanos, body)| Record {
+                instance: self.index,
+                tag: self.tag.clone(),
+                secs,
+                nanos,
+                body,
+            })
+            .collect();
+        if let Some(p) = &shared.printer {
+            p(&records);
+        }
+        if shared.keep == Keep::All {
+            c.records
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(records);
+        }
+        c.notify();
+    }
+
+    fn bad_buffer(&self, bytes: &[u8], e: String) {
+        self.shared.collected.violation(format!(
+            "buffer of {} bytes from mimecast.{}: {e}",
+            bytes.len(),
+            self.index
+        ));
+    }
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
