@@ -211,15 +211,28 @@ fn token_expiry_and_revocation_mid_run_lose_nothing() {
 
 #[test]
 fn shutdown_while_pulling_returns_promptly() {
-    let sim = sim_with(|c| c.siem_rate = 2000);
+    // Three types of 300-event files: the simulator sizes every file it lists by generating
+    // it, and ten types of 2000-event files in a debug build made that generation, not the
+    // plugin, decide whether the first record came within the wait. The first five downloads
+    // are fast; every later one hangs for 4 s, so the stop below meets downloads in flight.
+    let sim = sim_with(|c| c.siem_rate = 300);
     let plugin = Plugin::copy();
     let mut host = host(&plugin, Generation::V5_1_1);
-    host.add_instance(spec(&sim, &[])).unwrap();
+    host.add_instance(spec(&sim, &[("siem_types", "receipt, delivery, av")]))
+        .unwrap();
     sim.add_fault(FaultRule::new("batch_file", FaultKind::Slow { ms: 4000 }).after(5));
     host.start();
     assert!(host
         .collected
-        .wait_for(Duration::from_secs(30), |r| !r.is_empty()));
+        .wait_for(Duration::from_secs(60), |r| !r.is_empty()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim.arrivals("batch_file") <= 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        sim.arrivals("batch_file") > 5,
+        "slow downloads under way at the stop"
+    );
     let t = Instant::now();
     let c = host.stop();
     assert!(

@@ -15,12 +15,30 @@ impl Guarded {
     /// As Fluent Bit allocates the def (`flb_calloc(1, sizeof(def))`): exactly `size` bytes,
     /// so that what the allocator reports for it is what the real host's allocator would. The
     /// slack the allocator adds beyond `size` is filled with canary bytes and checked.
+    ///
+    /// glibc rounds a request to its 16-byte chunk class, but hands out a larger free chunk
+    /// whole when the rest would be too small to split: then a 40-byte def can report 56 usable
+    /// bytes, and whether a host "has room" would depend on heap luck from run to run. So a
+    /// block with more slack than the size class gives is set aside and the allocation tried
+    /// again (the blocks set aside are freed after), as a fresh Fluent Bit process would see it.
     pub(crate) fn exact(size: usize) -> Guarded {
-        // SAFETY: plain allocation; checked for null below.
-        let ptr = unsafe { libc::calloc(1, size) }.cast::<u8>();
-        assert!(!ptr.is_null(), "out of memory");
-        // SAFETY: ptr came from calloc; the usable size is ours to write.
-        let usable = unsafe { libc::malloc_usable_size(ptr.cast()) };
+        let class_slack = (size + 8).div_ceil(16) * 16 - 8 - size;
+        let mut set_aside = Vec::new();
+        let (ptr, usable) = loop {
+            // SAFETY: plain allocation; checked for null below.
+            let ptr = unsafe { libc::calloc(1, size) }.cast::<u8>();
+            assert!(!ptr.is_null(), "out of memory");
+            // SAFETY: ptr came from calloc.
+            let usable = unsafe { libc::malloc_usable_size(ptr.cast()) };
+            if usable - size <= class_slack || set_aside.len() >= 64 {
+                break (ptr, usable);
+            }
+            set_aside.push(ptr);
+        };
+        for p in set_aside {
+            // SAFETY: allocated by calloc above and not used.
+            unsafe { libc::free(p.cast()) };
+        }
         // SAFETY: [size, usable) is inside the allocation.
         unsafe { std::ptr::write_bytes(ptr.add(size), CANARY, usable - size) };
         Guarded {

@@ -33,6 +33,28 @@ fn built_plugin() -> PathBuf {
             let mut cmd = std::process::Command::new(
                 std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
             );
+            // The variables cargo sets for this test process would reach the build scripts
+            // (ring's reads CARGO_MANIFEST_DIR and OUT_DIR) and make them differ from the build outside
+            // the tests: each would then rebuild the TLS stack for the other, about 20 s per
+            // test binary.
+            for (k, _) in std::env::vars_os() {
+                let k = k.to_string_lossy();
+                if [
+                    "CARGO_MANIFEST_",
+                    "CARGO_PKG_",
+                    "CARGO_CRATE_",
+                    "CARGO_BIN_",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_RUSTC_CURRENT_DIR",
+                    "OUT_DIR",
+                ]
+                .iter()
+                .any(|p| k.starts_with(p))
+                {
+                    cmd.env_remove(k.as_ref());
+                }
+            }
             cmd.args(["build", "--quiet", "-p", "fluent-bit-mimecast", "--lib"])
                 .arg("--target-dir")
                 .arg(&target_dir)
