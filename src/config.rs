@@ -25,24 +25,9 @@ pub const CG_TYPES: &[&str] = &[
 /// The Cloud Integrated SIEM log types.
 pub const CI_TYPES: &[&str] = &["entities", "mailflow", "urlclick"];
 
-/// Log sources this build can collect.
-pub const SOURCES: &[&str] = &[
-    "siem_cg",
-    "siem_ci",
-    "ttp_url",
-    "ttp_attachment",
-    "ttp_impersonation",
-    "audit",
-    "dlp",
-    "held_release",
-    "archive_search",
-    "search_logs",
-    "archive_view",
-    "hold_list",
-    "hold_summary",
-    "threat_intel",
-    "dashboard",
-];
+/// Log sources this build can collect: the names of [`crate::sources::REGISTRY`].
+pub static SOURCES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| crate::sources::names().collect());
 
 pub const THREAT_FEEDS: &[&str] = &["malware_customer", "malware_grid"];
 
@@ -52,36 +37,42 @@ pub enum SiemMode {
     Stream,
 }
 
-/// One property as documented (README table and, on hosts that take one, the config map).
+/// One property: its documentation (README table, `mimecast-check`, and on hosts that take one,
+/// the config map) and how its value is read. An unset property is read as its default.
 pub struct Property {
     pub name: &'static str,
     pub default: Option<&'static str>,
     pub description: &'static str,
+    parse: Parse,
 }
 
+/// Reads one property's value (its default when unset; None when it has none) into the draft,
+/// adding what is wrong with it to the problems (named after the property by the caller).
+type Parse = fn(&mut Draft, Option<&str>, &mut Vec<String>);
+
 pub const PROPERTIES: &[Property] = &[
-    Property { name: "client_id", default: None, description: "Mimecast API 2.0 client id (required)." },
-    Property { name: "client_secret", default: None, description: "Mimecast API 2.0 client secret (required unless client_secret_file is set); use ${ENV_VAR} to keep it out of the file." },
-    Property { name: "client_secret_file", default: None, description: "Path of a file whose first line is the client secret." },
-    Property { name: "base_url", default: Some(DEFAULT_BASE_URL), description: "API gateway: https://api.services.mimecast.com (global), https://uk-api.services.mimecast.com or https://us-api.services.mimecast.com. https is required except for loopback addresses." },
-    Property { name: "sources", default: Some("siem_cg"), description: "Comma-separated log sources: siem_cg, siem_ci, ttp_url, ttp_attachment, ttp_impersonation, audit, dlp, held_release, archive_search, search_logs, archive_view, hold_list, hold_summary, threat_intel, dashboard." },
-    Property { name: "siem_types", default: Some("all ten"), description: "Comma-separated Cloud Gateway SIEM types: receipt, process, delivery, av, spam, journal, internal email protect, impersonation protect, url protect, attachment protect." },
-    Property { name: "siem_ci_types", default: Some("entities, mailflow, urlclick"), description: "Comma-separated Cloud Integrated SIEM types." },
-    Property { name: "siem_mode", default: Some("batch"), description: "batch (gzip files, recommended by Mimecast) or stream (events inline, last 24 hours only)." },
-    Property { name: "overlap", default: Some("30m"), description: "The /api/... log sources read this much before their last position again, for records Mimecast makes visible late (audit); records already emitted are not emitted again." },
-    Property { name: "threat_intel_feeds", default: Some("malware_customer, malware_grid"), description: "Threat-intel feeds to collect." },
-    Property { name: "threat_intel_format", default: Some("stix"), description: "stix (one record per indicator, related objects resolved) or csv (one record per row)." },
-    Property { name: "poll_interval", default: Some("5m"), description: "Wait between polls once a source has caught up (s, m, h, d suffixes)." },
-    Property { name: "initial_lookback", default: Some("24h"), description: "How far back the first run starts; each source caps it at its API retention (7d for SIEM batch)." },
-    Property { name: "page_size", default: Some("100"), description: "Items per API page (1-500)." },
-    Property { name: "request_timeout", default: Some("30s"), description: "Timeout of one HTTP request, including a batch file download." },
-    Property { name: "proxy", default: None, description: "HTTP(S) proxy for all requests, e.g. http://user:password@proxy.example:3128 (credentials are kept secret). Without it, HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment apply." },
-    Property { name: "ca_file", default: None, description: "Extra PEM CA certificate(s) to trust, for TLS-inspecting proxies; the system trust store is always used too." },
-    Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
-    Property { name: "state_reset", default: None, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
-    Property { name: "startup_check", default: Some("off"), description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
-    Property { name: "buffer_max_size", default: Some("32M"), description: "Most bytes of records handed to Fluent Bit per collect, and the size of the one buffer the records wait in (k, M suffixes; 64k-64M)." },
-    Property { name: "batch_concurrency", default: Some("4"), description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 4 MiB per instance (1-16)." },
+    Property { name: "client_id", default: None, parse: parse::client_id, description: "Mimecast API 2.0 client id (required)." },
+    Property { name: "client_secret", default: None, parse: parse::client_secret, description: "Mimecast API 2.0 client secret (required unless client_secret_file is set); use ${ENV_VAR} to keep it out of the file." },
+    Property { name: "client_secret_file", default: None, parse: parse::client_secret_file, description: "Path of a file whose first line is the client secret." },
+    Property { name: "base_url", default: Some(DEFAULT_BASE_URL), parse: parse::base_url, description: "API gateway: https://api.services.mimecast.com (global), https://uk-api.services.mimecast.com or https://us-api.services.mimecast.com. https is required except for loopback addresses." },
+    Property { name: "sources", default: Some("siem_cg"), parse: parse::sources, description: "Comma-separated log sources (the README's sources table lists them all), e.g. siem_cg, siem_ci, ttp_url, audit, dlp, threat_intel." },
+    Property { name: "siem_types", default: Some("all"), parse: parse::siem_types, description: "Comma-separated Cloud Gateway SIEM types, or all: receipt, process, delivery, av, spam, journal, internal email protect, impersonation protect, url protect, attachment protect." },
+    Property { name: "siem_ci_types", default: Some("entities, mailflow, urlclick"), parse: parse::siem_ci_types, description: "Comma-separated Cloud Integrated SIEM types, or all." },
+    Property { name: "siem_mode", default: Some("batch"), parse: parse::siem_mode, description: "batch (gzip files, recommended by Mimecast) or stream (events inline, last 24 hours only)." },
+    Property { name: "overlap", default: Some("30m"), parse: parse::overlap, description: "The /api/... log sources read this much before their last position again, for records Mimecast makes visible late (audit); records already emitted are not emitted again." },
+    Property { name: "threat_intel_feeds", default: Some("malware_customer, malware_grid"), parse: parse::threat_intel_feeds, description: "Threat-intel feeds to collect." },
+    Property { name: "threat_intel_format", default: Some("stix"), parse: parse::threat_intel_format, description: "stix (one record per indicator, related objects resolved) or csv (one record per row)." },
+    Property { name: "poll_interval", default: Some("5m"), parse: parse::poll_interval, description: "Wait between polls once a source has caught up (s, m, h, d suffixes)." },
+    Property { name: "initial_lookback", default: Some("24h"), parse: parse::initial_lookback, description: "How far back the first run starts; each source caps it at its API retention (7d for SIEM batch)." },
+    Property { name: "page_size", default: Some("100"), parse: parse::page_size, description: "Items per API page (1-500)." },
+    Property { name: "request_timeout", default: Some("30s"), parse: parse::request_timeout, description: "Timeout of one HTTP request, including a batch file download." },
+    Property { name: "proxy", default: None, parse: parse::proxy, description: "HTTP(S) proxy for all requests, e.g. http://user:password@proxy.example:3128 (credentials are kept secret). Without it, HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment apply." },
+    Property { name: "ca_file", default: None, parse: parse::ca_file, description: "Extra PEM CA certificate(s) to trust, for TLS-inspecting proxies; the system trust store is always used too." },
+    Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), parse: parse::state_dir, description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
+    Property { name: "state_reset", default: None, parse: parse::state_reset, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
+    Property { name: "startup_check", default: Some("off"), parse: parse::startup_check, description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
+    Property { name: "buffer_max_size", default: Some("32M"), parse: parse::buffer_max_size, description: "Most bytes of records handed to Fluent Bit per collect, and the size of the one buffer the records wait in (k, M suffixes; 64k-64M)." },
+    Property { name: "batch_concurrency", default: Some("4"), parse: parse::batch_concurrency, description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 4 MiB per instance (1-16)." },
 ];
 
 #[derive(Clone)]
@@ -89,7 +80,8 @@ pub struct Config {
     pub client_id: String,
     pub client_secret: SecretString,
     pub base_url: String,
-    pub sources: Vec<String>,
+    /// The selected sources, each once, in the order given.
+    pub sources: Vec<&'static dyn crate::sources::Source>,
     pub siem_types: Vec<String>,
     pub siem_ci_types: Vec<String>,
     pub siem_mode: SiemMode,
@@ -116,7 +108,7 @@ impl std::fmt::Debug for Config {
             .field("client_id", &self.client_id)
             .field("client_secret", &"[REDACTED]")
             .field("base_url", &self.base_url)
-            .field("sources", &self.sources)
+            .field("sources", &self.source_names())
             .field("siem_types", &self.siem_types)
             .field("siem_mode", &self.siem_mode)
             .field("poll_interval", &self.poll_interval)
@@ -204,19 +196,248 @@ fn list(v: &str) -> Vec<String> {
         .collect()
 }
 
-impl Config {
-    /// Builds the configuration from a property lookup (`input_get_property` in the plugin).
-    pub fn from_properties(get: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
-        let mut errors = Vec::new();
-        let mut err = |prop: &str, msg: String| errors.push(format!("property '{prop}': {msg}"));
+/// A configuration being read: the secret's two properties are resolved once both are known.
+struct Draft {
+    c: Config,
+    secret: Option<String>,
+    secret_file: Option<String>,
+}
 
-        let client_id = get("client_id")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        if client_id.is_empty() {
-            err("client_id", "is required: the client id of your Mimecast API 2.0 application (Administration > Services > API and Platform Integrations)".into());
+/// One parse function per property (see [`PROPERTIES`]).
+mod parse {
+    use super::*;
+
+    pub fn client_id(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.client_id = v.map(str::trim).unwrap_or_default().to_string();
+        if d.c.client_id.is_empty() {
+            e.push("is required: the client id of your Mimecast API 2.0 application (Administration > Services > API and Platform Integrations)".into());
         }
-        let secret = match (get("client_secret"), get("client_secret_file")) {
+    }
+
+    pub fn client_secret(d: &mut Draft, v: Option<&str>, _: &mut Vec<String>) {
+        d.secret = v.map(str::to_string);
+    }
+
+    pub fn client_secret_file(d: &mut Draft, v: Option<&str>, _: &mut Vec<String>) {
+        d.secret_file = v.map(str::to_string);
+    }
+
+    pub fn base_url(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        match check_base_url(v.unwrap_or(DEFAULT_BASE_URL)) {
+            Ok(u) => d.c.base_url = u,
+            Err(m) => e.push(m),
+        }
+    }
+
+    pub fn sources(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        let names = list(v.unwrap_or_default());
+        if names.is_empty() {
+            e.push(format!("is empty; choose from: {}", SOURCES.join(", ")));
+        }
+        for name in &names {
+            match crate::sources::lookup(name) {
+                Some(src) if d.c.sources.iter().any(|x| x.name() == src.name()) => {}
+                Some(src) => d.c.sources.push(src),
+                None => e.push(format!(
+                    "'{name}' is not a known source; choose from: {}",
+                    SOURCES.join(", ")
+                )),
+            }
+        }
+    }
+
+    /// A list of SIEM types from `allowed`, or `all` of them.
+    fn types(v: Option<&str>, allowed: &[&str], e: &mut Vec<String>) -> Vec<String> {
+        let mut v = list(v.unwrap_or_default());
+        if v == ["all"] {
+            v = allowed.iter().map(|s| s.to_string()).collect();
+        }
+        for t in &v {
+            if !allowed.contains(&t.as_str()) {
+                e.push(format!(
+                    "'{t}' is not a SIEM type here; choose from: {}",
+                    allowed.join(", ")
+                ));
+            }
+        }
+        if v.is_empty() {
+            e.push(format!("is empty; choose from: {}", allowed.join(", ")));
+        }
+        v.dedup();
+        v
+    }
+
+    pub fn siem_types(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.siem_types = types(v, CG_TYPES, e);
+    }
+
+    pub fn siem_ci_types(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.siem_ci_types = types(v, CI_TYPES, e);
+    }
+
+    pub fn siem_mode(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("batch") => d.c.siem_mode = SiemMode::Batch,
+            Some("stream") => d.c.siem_mode = SiemMode::Stream,
+            Some(other) => e.push(format!("'{other}' is not batch or stream")),
+        }
+    }
+
+    /// A duration from `min` to `max` seconds.
+    fn duration(v: Option<&str>, min: u64, max: u64, e: &mut Vec<String>) -> Duration {
+        let v = v.unwrap_or_default();
+        match parse_duration(v) {
+            Some(d) if d.as_secs() >= min && d.as_secs() <= max => d,
+            Some(_) => {
+                e.push(format!("'{v}' is out of range; allowed {min}s to {max}s"));
+                Duration::ZERO
+            }
+            None => {
+                e.push(format!(
+                    "'{v}' is not a duration; use a number with s, m, h or d (e.g. 30s, 5m, 1h)"
+                ));
+                Duration::ZERO
+            }
+        }
+    }
+
+    pub fn overlap(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.overlap = duration(v, 0, 86_400, e);
+    }
+
+    pub fn poll_interval(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.poll_interval = duration(v, 1, 86_400, e);
+    }
+
+    pub fn initial_lookback(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.initial_lookback = duration(v, 0, 60 * 86_400, e);
+    }
+
+    pub fn request_timeout(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.request_timeout = duration(v, 1, 600, e);
+    }
+
+    /// A whole number from `min` to `max`.
+    fn whole(v: Option<&str>, min: usize, max: usize, e: &mut Vec<String>) -> usize {
+        let v = v.unwrap_or_default();
+        match v.trim().parse::<usize>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                e.push(format!("'{v}' is not a whole number from {min} to {max}"));
+                min
+            }
+        }
+    }
+
+    pub fn page_size(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.page_size = whole(v, 1, 500, e) as u32;
+    }
+
+    pub fn batch_concurrency(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.batch_concurrency = whole(v, 1, 16, e);
+    }
+
+    pub fn buffer_max_size(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        let v = v.unwrap_or_default();
+        match parse_size(v) {
+            Some(n) if (64 << 10..=64 << 20).contains(&n) => d.c.buffer_max_size = n,
+            _ => e.push(format!("'{v}' is not a size from 64k to 64M")),
+        }
+    }
+
+    pub fn threat_intel_feeds(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.threat_intel_feeds = list(v.unwrap_or_default());
+        for f in &d.c.threat_intel_feeds {
+            if !THREAT_FEEDS.contains(&f.as_str()) {
+                e.push(format!(
+                    "'{f}' is not a feed; choose from: {}",
+                    THREAT_FEEDS.join(", ")
+                ));
+            }
+        }
+    }
+
+    pub fn threat_intel_format(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        let f = v.unwrap_or_default().trim().to_ascii_lowercase();
+        if f != "stix" && f != "csv" {
+            e.push(format!("'{f}' is not stix or csv"));
+        }
+        d.c.threat_intel_format = f;
+    }
+
+    pub fn startup_check(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("off" | "false" | "no" | "0") => d.c.startup_check = false,
+            Some("on" | "true" | "yes" | "1") => d.c.startup_check = true,
+            Some(other) => e.push(format!("'{other}' is not on or off")),
+        }
+    }
+
+    pub fn proxy(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        let Some(p) = v.map(str::trim) else { return };
+        let ok = p.split_once("://").is_some_and(|(scheme, rest)| {
+            matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") && !rest.is_empty()
+        });
+        if !ok {
+            // never echo the value: it may hold a password
+            e.push("must be http://[user:password@]host:port or https://...".into());
+        }
+        d.c.proxy = Some(SecretString::from(p.to_string()));
+    }
+
+    pub fn ca_file(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        let Some(p) = v.map(PathBuf::from) else {
+            return;
+        };
+        if let Err(err) = std::fs::metadata(&p) {
+            e.push(format!("cannot read '{}': {err}", p.display()));
+        }
+        d.c.ca_file = Some(p);
+    }
+
+    pub fn state_dir(d: &mut Draft, v: Option<&str>, _: &mut Vec<String>) {
+        d.c.state_dir = PathBuf::from(v.unwrap_or(DEFAULT_STATE_DIR));
+    }
+
+    pub fn state_reset(d: &mut Draft, v: Option<&str>, _: &mut Vec<String>) {
+        d.c.state_reset = v.map(str::to_string);
+    }
+}
+
+impl Draft {
+    fn new() -> Draft {
+        Draft {
+            c: Config {
+                client_id: String::new(),
+                client_secret: SecretString::from(String::new()),
+                base_url: String::new(),
+                sources: Vec::new(),
+                siem_types: Vec::new(),
+                siem_ci_types: Vec::new(),
+                siem_mode: SiemMode::Batch,
+                poll_interval: Duration::ZERO,
+                initial_lookback: Duration::ZERO,
+                page_size: 0,
+                request_timeout: Duration::ZERO,
+                ca_file: None,
+                buffer_max_size: 0,
+                batch_concurrency: 0,
+                state_dir: PathBuf::new(),
+                state_reset: None,
+                overlap: Duration::ZERO,
+                threat_intel_feeds: Vec::new(),
+                threat_intel_format: String::new(),
+                startup_check: false,
+                proxy: None,
+            },
+            secret: None,
+            secret_file: None,
+        }
+    }
+
+    /// The client secret from `client_secret` or the first line of `client_secret_file`.
+    fn resolve_secret(&mut self, err: &mut impl FnMut(&str, String)) {
+        let secret = match (self.secret.take(), self.secret_file.take()) {
             (Some(s), None) => Some(s),
             (None, Some(path)) => match std::fs::read_to_string(&path) {
                 Ok(text) => match text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
@@ -246,224 +467,44 @@ impl Config {
                 None
             }
         };
-        let base_url =
-            match check_base_url(&get("base_url").unwrap_or_else(|| DEFAULT_BASE_URL.into())) {
-                Ok(u) => u,
-                Err(m) => {
-                    err("base_url", m);
-                    String::new()
-                }
-            };
-        let sources = get("sources")
-            .map(|v| list(&v))
-            .unwrap_or_else(|| vec!["siem_cg".into()]);
-        if sources.is_empty() {
-            err(
-                "sources",
-                format!("is empty; choose from: {}", SOURCES.join(", ")),
-            );
-        }
-        for s in &sources {
-            if !SOURCES.contains(&s.as_str()) {
-                err(
-                    "sources",
-                    format!(
-                        "'{s}' is not a known source; choose from: {}",
-                        SOURCES.join(", ")
-                    ),
-                );
+        self.c.client_secret = SecretString::from(secret.unwrap_or_default());
+    }
+}
+
+impl Config {
+    /// Builds the configuration from a property lookup (`input_get_property` in the plugin):
+    /// each property of [`PROPERTIES`] read by its own function, unset ones as their default.
+    /// Every problem is reported at once.
+    pub fn from_properties(get: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut err = |prop: &str, msg: String| errors.push(format!("property '{prop}': {msg}"));
+        let mut d = Draft::new();
+        for p in PROPERTIES {
+            let value = get(p.name);
+            let mut problems = Vec::new();
+            (p.parse)(&mut d, value.as_deref().or(p.default), &mut problems);
+            for m in problems {
+                err(p.name, m);
             }
         }
-        let mut types = |prop: &str, allowed: &[&str]| -> Vec<String> {
-            let v = get(prop)
-                .map(|v| list(&v))
-                .unwrap_or_else(|| allowed.iter().map(|s| s.to_string()).collect());
-            for t in &v {
-                if !allowed.contains(&t.as_str()) {
-                    err(
-                        prop,
-                        format!(
-                            "'{t}' is not a SIEM type here; choose from: {}",
-                            allowed.join(", ")
-                        ),
-                    );
-                }
-            }
-            if v.is_empty() {
-                err(
-                    prop,
-                    format!("is empty; choose from: {}", allowed.join(", ")),
-                );
-            }
-            let mut dedup = v;
-            dedup.dedup();
-            dedup
-        };
-        let siem_types = types("siem_types", CG_TYPES);
-        let siem_ci_types = types("siem_ci_types", CI_TYPES);
-        let siem_mode = match get("siem_mode")
-            .map(|s| s.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("batch") => SiemMode::Batch,
-            Some("stream") => SiemMode::Stream,
-            Some(other) => {
-                err("siem_mode", format!("'{other}' is not batch or stream"));
-                SiemMode::Batch
-            }
-        };
-        let mut duration = |prop: &str, default: u64, min: u64, max: u64| -> Duration {
-            match get(prop) {
-                None => Duration::from_secs(default),
-                Some(v) => match parse_duration(&v) {
-                    Some(d) if d.as_secs() >= min && d.as_secs() <= max => d,
-                    Some(_) => {
-                        err(
-                            prop,
-                            format!("'{v}' is out of range; allowed {}s to {}s", min, max),
-                        );
-                        Duration::from_secs(default)
-                    }
-                    None => {
-                        err(prop, format!("'{v}' is not a duration; use a number with s, m, h or d (e.g. 30s, 5m, 1h)"));
-                        Duration::from_secs(default)
-                    }
-                },
-            }
-        };
-        let poll_interval = duration("poll_interval", 300, 1, 86_400);
-        let overlap = duration("overlap", 1800, 0, 86_400);
-        let initial_lookback = duration("initial_lookback", 86_400, 0, 60 * 86_400);
-        let request_timeout = duration("request_timeout", 30, 1, 600);
-        let mut whole = |prop: &str, default: usize, min: usize, max: usize| -> usize {
-            match get(prop) {
-                None => default,
-                Some(v) => match v.trim().parse::<usize>() {
-                    Ok(n) if (min..=max).contains(&n) => n,
-                    _ => {
-                        err(
-                            prop,
-                            format!("'{v}' is not a whole number from {min} to {max}"),
-                        );
-                        default
-                    }
-                },
-            }
-        };
-        let page_size = whole("page_size", 100, 1, 500) as u32;
-        let batch_concurrency = whole("batch_concurrency", 4, 1, 16);
-        let buffer_max_size = match get("buffer_max_size") {
-            None => 32 << 20,
-            Some(v) => match parse_size(&v) {
-                Some(n) if (64 << 10..=64 << 20).contains(&n) => n,
-                _ => {
-                    err(
-                        "buffer_max_size",
-                        format!("'{v}' is not a size from 64k to 64M"),
-                    );
-                    32 << 20
-                }
-            },
-        };
-        let threat_intel_feeds = get("threat_intel_feeds")
-            .map(|v| list(&v))
-            .unwrap_or_else(|| THREAT_FEEDS.iter().map(|s| s.to_string()).collect());
-        for f in &threat_intel_feeds {
-            if !THREAT_FEEDS.contains(&f.as_str()) {
-                err(
-                    "threat_intel_feeds",
-                    format!(
-                        "'{f}' is not a feed; choose from: {}",
-                        THREAT_FEEDS.join(", ")
-                    ),
-                );
-            }
+        d.resolve_secret(&mut err);
+        if errors.is_empty() {
+            Ok(d.c)
+        } else {
+            Err(errors)
         }
-        let threat_intel_format = get("threat_intel_format")
-            .map(|s| s.trim().to_ascii_lowercase())
-            .unwrap_or_else(|| "stix".into());
-        if threat_intel_format != "stix" && threat_intel_format != "csv" {
-            err(
-                "threat_intel_format",
-                format!("'{threat_intel_format}' is not stix or csv"),
-            );
-        }
-        let startup_check = match get("startup_check")
-            .map(|s| s.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("off" | "false" | "no" | "0") => false,
-            Some("on" | "true" | "yes" | "1") => true,
-            Some(other) => {
-                err("startup_check", format!("'{other}' is not on or off"));
-                false
-            }
-        };
-        let proxy = get("proxy").map(|p| p.trim().to_string());
-        if let Some(p) = &proxy {
-            let ok = p.split_once("://").is_some_and(|(scheme, rest)| {
-                matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") && !rest.is_empty()
-            });
-            if !ok {
-                // never echo the value: it may hold a password
-                err(
-                    "proxy",
-                    "must be http://[user:password@]host:port or https://...".into(),
-                );
-            }
-        }
-        let ca_file = get("ca_file").map(PathBuf::from);
-        if let Some(p) = &ca_file {
-            if let Err(e) = std::fs::metadata(p) {
-                err("ca_file", format!("cannot read '{}': {e}", p.display()));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Config {
-            client_id,
-            client_secret: SecretString::from(secret.unwrap_or_default()),
-            base_url,
-            sources,
-            siem_types,
-            siem_ci_types,
-            siem_mode,
-            poll_interval,
-            initial_lookback,
-            page_size,
-            request_timeout,
-            ca_file,
-            buffer_max_size,
-            batch_concurrency,
-            state_dir: get("state_dir")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
-            state_reset: get("state_reset"),
-            overlap,
-            threat_intel_feeds,
-            threat_intel_format,
-            startup_check,
-            proxy: proxy.map(SecretString::from),
-        })
     }
 
     /// What this instance collects, for naming its state file.
     pub fn selection(&self) -> String {
-        let mut parts = Vec::new();
-        for s in &self.sources {
-            match s.as_str() {
-                "siem_cg" => parts.push(format!("siem_cg:{}", self.siem_types.join(","))),
-                "siem_ci" => parts.push(format!("siem_ci:{}", self.siem_ci_types.join(","))),
-                "threat_intel" => parts.push(format!(
-                    "threat_intel:{}",
-                    self.threat_intel_feeds.join(",")
-                )),
-                other => parts.push(other.to_string()),
-            }
-        }
+        let mut parts: Vec<String> = self.sources.iter().map(|s| s.selection(self)).collect();
         parts.sort();
         parts.join(";")
+    }
+
+    /// The names of the selected sources.
+    pub fn source_names(&self) -> Vec<&'static str> {
+        self.sources.iter().map(|s| s.name()).collect()
     }
 }
 
@@ -585,7 +626,7 @@ mod tests {
     fn defaults() {
         let c = cfg(&[("client_id", "id"), ("client_secret", "s3cr3t")]).unwrap();
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
-        assert_eq!(c.sources, vec!["siem_cg"]);
+        assert_eq!(c.source_names(), vec!["siem_cg"]);
         assert_eq!(c.siem_types.len(), 10);
         assert_eq!(c.poll_interval, Duration::from_secs(300));
         assert_eq!(c.initial_lookback, Duration::from_secs(86_400));

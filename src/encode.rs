@@ -7,7 +7,6 @@
 //! patched into the 10 bytes reserved for the timestamp. On any error the buffer is truncated
 //! back to where the record began, so the buffer always holds only complete, valid records.
 
-use crate::ffi::buffer::HostBuf;
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
 
@@ -136,7 +135,7 @@ const MAX_DEPTH: usize = 64;
 /// Appends one record transcoded from a JSON object. Returns its event time.
 /// `extra` fields are appended to the body (after the record's own fields).
 pub fn encode_json(
-    out: &mut HostBuf,
+    out: &mut Vec<u8>,
     json: &[u8],
     time: TimeField,
     extra: &[(&str, &str)],
@@ -150,7 +149,7 @@ pub fn encode_json(
 }
 
 fn encode_inner(
-    out: &mut HostBuf,
+    out: &mut Vec<u8>,
     json: &[u8],
     time: TimeField,
     extra: &[(&str, &str)],
@@ -188,7 +187,7 @@ fn encode_inner(
 }
 
 /// Appends a record built from string fields only (error and snapshot markers).
-pub fn encode_fields(out: &mut HostBuf, time: EventTime, fields: &[(&str, &str)]) {
+pub fn encode_fields(out: &mut Vec<u8>, time: EventTime, fields: &[(&str, &str)]) {
     out.push(0x92);
     out.extend_from_slice(&time.ext_bytes());
     let _ = rmp::encode::write_map_len(out, fields.len() as u32);
@@ -200,7 +199,7 @@ pub fn encode_fields(out: &mut HostBuf, time: EventTime, fields: &[(&str, &str)]
 
 /// Appends an error record for data that could not be delivered as it came.
 pub fn encode_error(
-    out: &mut HostBuf,
+    out: &mut Vec<u8>,
     source: &str,
     reason: &str,
     excerpt: &[u8],
@@ -234,7 +233,7 @@ enum Captured {
 
 /// Writes a map/array header for `n` entries at `at`, where 5 bytes were reserved, and closes
 /// the gap if the real header is shorter.
-fn patch_len(out: &mut HostBuf, at: usize, n: u32, map: bool) {
+fn patch_len(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
     let mut hdr = [0u8; 5];
     let len = {
         let mut w: &mut [u8] = &mut hdr;
@@ -257,7 +256,7 @@ fn patch_len(out: &mut HostBuf, at: usize, n: u32, map: bool) {
 }
 
 struct TopSeed<'a> {
-    out: &'a mut HostBuf,
+    out: &'a mut Vec<u8>,
     time: TimeField,
     extra: &'a [(&'a str, &'a str)],
 }
@@ -307,7 +306,7 @@ impl<'de> Visitor<'de> for TopSeed<'_> {
 
 /// Writes a key; returns whether it is the event-time field.
 struct KeySeed<'a> {
-    out: &'a mut HostBuf,
+    out: &'a mut Vec<u8>,
     want: &'a str,
 }
 
@@ -330,7 +329,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 }
 
 struct ValueSeed<'a> {
-    out: &'a mut HostBuf,
+    out: &'a mut Vec<u8>,
     depth: usize,
     capture: bool,
 }
@@ -436,7 +435,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 }
 
 struct PlainKey<'a> {
-    out: &'a mut HostBuf,
+    out: &'a mut Vec<u8>,
 }
 
 impl<'de> DeserializeSeed<'de> for PlainKey<'_> {
@@ -459,7 +458,7 @@ impl<'de> Visitor<'de> for PlainKey<'_> {
 
 /// Encodes one Mimecast record and tags it with its source.
 pub fn encode_record(
-    out: &mut HostBuf,
+    out: &mut Vec<u8>,
     json: &[u8],
     time: TimeField,
     source: &str,
@@ -469,7 +468,7 @@ pub fn encode_record(
 
 /// Same, with more string fields added to the body.
 pub fn encode_record_with(
-    out: &mut HostBuf,
+    out: &mut Vec<u8>,
     json: &[u8],
     time: TimeField,
     source: &str,
@@ -486,7 +485,7 @@ mod tests {
     use super::*;
 
     fn enc(json: &str, time: TimeField) -> Result<Vec<u8>, EncodeError> {
-        let mut b = HostBuf::new();
+        let mut b = Vec::new();
         encode_record(&mut b, json.as_bytes(), time, "siem_cg")?;
         Ok(b.as_slice().to_vec())
     }
@@ -569,7 +568,7 @@ mod tests {
 
     #[test]
     fn invalid_input_leaves_the_buffer_as_it_was() {
-        let mut b = HostBuf::new();
+        let mut b = Vec::new();
         encode_record(
             &mut b,
             br#"{"timestamp":1}"#,
@@ -611,7 +610,7 @@ mod tests {
             rng ^= rng << 17;
             rng
         };
-        let mut buf = HostBuf::new();
+        let mut buf = Vec::new();
         let mut ok = 0;
         for round in 0..20_000 {
             let mut line = seeds[round % seeds.len()].as_bytes().to_vec();
@@ -657,7 +656,7 @@ mod tests {
 
     #[test]
     fn error_records_are_valid_and_bounded() {
-        let mut b = HostBuf::new();
+        let mut b = Vec::new();
         let junk = vec![0xffu8; 5000];
         encode_error(
             &mut b,

@@ -3,11 +3,12 @@
 //! `ffi` is the only module with `unsafe` code and `extern "C"` functions; everything else is
 //! plain Rust driven through it.
 
-pub mod collect;
 pub mod config;
 pub mod encode;
 pub mod ffi;
+pub mod handoff;
 pub mod hash;
+pub mod instance;
 pub mod log;
 pub mod metrics;
 pub mod mimecast;

@@ -5,8 +5,8 @@
 mod common;
 use common::*;
 use fbhost::Generation;
-use fluent_bit_mimecast::collect::Instance;
 use fluent_bit_mimecast::config::Config;
+use fluent_bit_mimecast::instance::Instance;
 use fluent_bit_mimecast::log::{CaptureSink, Logger};
 use fluent_bit_mimecast::metrics::summary_line;
 use fluent_bit_mimecast::state::StateStore;

@@ -12,7 +12,6 @@
 //! Run it through `scripts/bench.sh` (builds everything in release first).
 
 use fluent_bit_mimecast::encode::{encode_record, TimeField};
-use fluent_bit_mimecast::ffi::buffer::HostBuf;
 use fluent_bit_mimecast::sources::gzlines::{GzLines, Line};
 use mimecast_sim::{Sim, SimConfig};
 use std::path::{Path, PathBuf};
@@ -310,7 +309,7 @@ impl Limit {
 /// its buffer every time (a control: how much this machine slows work done in bursts).
 fn run_limit(sim: &Sim, slots: &[(&str, i64)], rhythm: Option<usize>) -> Limit {
     let mut l = Limit::default();
-    let mut out = HostBuf::with_capacity(2 << 20);
+    let mut out = Vec::with_capacity(2 << 20);
     let (mut burst_start, mut burst_bytes) = (Instant::now(), 0u64);
     for (t, slot) in slots {
         let f = sim.batch_file_bytes(t, *slot).unwrap_or_default();
@@ -516,7 +515,7 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 /// clearing it past 1 MiB. Returns (records, NDJSON bytes, msgpack bytes cleared from `out`).
 /// Never inlined, so that `scripts/bench.sh --instructions` can count exactly this.
 #[inline(never)]
-fn decode_file(f: &[u8], out: &mut HostBuf) -> (u64, u64, u64) {
+fn decode_file(f: &[u8], out: &mut Vec<u8>) -> (u64, u64, u64) {
     let (mut records, mut json_bytes, mut flushed) = (0u64, 0u64, 0u64);
     let mut gz = GzLines::new();
     let mut on_line = |l: Line| {

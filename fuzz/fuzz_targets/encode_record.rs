@@ -2,11 +2,10 @@
 //! and what the buffer holds is always complete, valid records.
 #![no_main]
 use fluent_bit_mimecast::encode::{encode_record, TimeField};
-use fluent_bit_mimecast::ffi::buffer::HostBuf;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut buf = HostBuf::new();
+    let mut buf = Vec::new();
     for time in [TimeField::EpochMillis("timestamp"), TimeField::Text("eventTime"), TimeField::Now] {
         let before = buf.len();
         if encode_record(&mut buf, data, time, "fuzz").is_err() {

@@ -9,10 +9,9 @@ use super::abi;
 use super::buffer::HostBuf;
 use super::host::{read_word, HostApi, HostSink};
 use super::panic::boundary;
-use crate::collect::Instance;
 use crate::config::Config;
+use crate::instance::Instance;
 use crate::log::Logger;
-use crate::state::StateStore;
 use std::ffi::{c_int, c_void};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::ThreadId;
@@ -149,16 +148,33 @@ enum Layout {
     V4_1,
 }
 
+use abi::{flbgo_input_plugin as Plugin4_1, flbgo_input_plugin_v2_0 as Plugin2_0};
+use std::mem::offset_of;
+
+/// The slot that tells the layouts apart: the Ctx collect callback from 4.1 on, the cleanup
+/// callback before.
+const LAYOUT_SLOT: usize = offset_of!(Plugin4_1, cb_collect_ctx);
+const _: () = assert!(LAYOUT_SLOT == offset_of!(Plugin2_0, cb_cleanup));
+// The fields Init reads sit at the same offsets in both layouts.
+const API: usize = offset_of!(Plugin2_0, api);
+const I_INS: usize = offset_of!(Plugin2_0, i_ins);
+const CONTEXT: usize = offset_of!(Plugin2_0, context);
+const _: () = assert!(
+    API == offset_of!(Plugin4_1, api)
+        && I_INS == offset_of!(Plugin4_1, i_ins)
+        && CONTEXT == offset_of!(Plugin4_1, context)
+);
+
 /// # Safety
 /// `plugin` must point to the host's `flbgo_input_plugin` (64 or 80 bytes).
 unsafe fn detect_layout(plugin: *const c_void) -> Option<Layout> {
-    // SAFETY: offset 48 is inside both layouts (64 and 80 bytes).
-    let at48 = unsafe { read_word(plugin, 48) };
+    // SAFETY: the slot is inside both layouts (checked above against the pinned structs).
+    let slot = unsafe { read_word(plugin, LAYOUT_SLOT) };
     let ctx_collect = FLBPluginInputCallbackCtx as *const () as usize;
     let cleanup = FLBPluginInputCleanupCallback as *const () as usize;
-    if at48 == ctx_collect {
+    if slot == ctx_collect {
         Some(Layout::V4_1)
-    } else if at48 == cleanup {
+    } else if slot == cleanup {
         Some(Layout::V2_0)
     } else {
         None
@@ -174,12 +190,12 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
             return FLB_ERROR_RC;
         }
         // SAFETY: plugin points to a live flbgo_input_plugin; api, i_ins and context sit at
-        // offsets 8, 16 and 24 in every layout.
+        // the same offsets in every layout (asserted at compile time above).
         let (api, i_ins, context) = unsafe {
             (
-                read_word(plugin, 8) as *const abi::flb_api,
-                read_word(plugin, 16) as *mut abi::flb_input_instance,
-                read_word(plugin, 24) as *mut c_void,
+                read_word(plugin, API) as *const abi::flb_api,
+                read_word(plugin, I_INS) as *mut abi::flb_input_instance,
+                read_word(plugin, CONTEXT) as *mut c_void,
             )
         };
         // SAFETY: plugin is live (see above).
@@ -200,54 +216,10 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
         if layout.is_none() {
             log.warn("unrecognised host plugin layout; running without per-instance context (as on Fluent Bit < 4.1)");
         }
-        let read = std::cell::RefCell::new(Vec::new());
-        let cfg = match Config::from_properties(|k| {
-            let v = host.property(k);
-            if v.is_some() {
-                read.borrow_mut().push(k.to_string());
-            }
-            v
-        }) {
-            Ok(c) => c,
-            Err(errors) => {
-                for e in &errors {
-                    log.error(format_args!("invalid configuration: {e}"));
-                }
-                log.error(format_args!(
-                    "{} configuration problem(s); see the README's property table",
-                    errors.len()
-                ));
-                return FLB_ERROR_RC;
-            }
+        let Some(inst) = start_instance(&host, &name, &log) else {
+            return FLB_ERROR_RC;
         };
-        report_key_checking(&log, &read.into_inner());
-        let state_file = crate::state::file_name(&cfg.base_url, &cfg.client_id, &cfg.selection());
-        let store = match StateStore::open(
-            &cfg.state_dir,
-            &state_file,
-            cfg.state_reset.as_deref(),
-            log.clone(),
-        ) {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                log.error(format_args!("invalid configuration: {e}"));
-                return FLB_ERROR_RC;
-            }
-        };
-        let inst = match Instance::start(&name, cfg, log.clone(), store) {
-            Ok(i) => i,
-            Err(e) => {
-                log.error(format_args!("cannot start: {e}"));
-                return FLB_ERROR_RC;
-            }
-        };
-        let metrics_out = match super::cmetrics::CmtPublisher::new(&host, &name) {
-            Some(p) => {
-                log.debug("publishing metrics to Fluent Bit's metrics (cmetrics)");
-                MetricsOut::Cmt(p)
-            }
-            None => MetricsOut::Log(std::time::Instant::now()),
-        };
+        let metrics_out = metrics_out(&host, &name, &log);
         let id = {
             let mut r = registry();
             r.next_id += 1;
@@ -272,6 +244,48 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
         log.debug(format_args!("initialised (host layout {layout:?})"));
         1
     })
+}
+
+/// Reads the instance's properties, reports what is wrong with them or which were read, and
+/// starts the instance. None (everything already logged) if it cannot start.
+fn start_instance(host: &HostApi, name: &str, log: &Logger) -> Option<Arc<Instance>> {
+    let read = std::cell::RefCell::new(Vec::new());
+    let cfg = Config::from_properties(|k| {
+        let v = host.property(k);
+        if v.is_some() {
+            read.borrow_mut().push(k.to_string());
+        }
+        v
+    });
+    let cfg = match cfg {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                log.error(format_args!("invalid configuration: {e}"));
+            }
+            log.error(format_args!(
+                "{} configuration problem(s); see the README's property table",
+                errors.len()
+            ));
+            return None;
+        }
+    };
+    report_key_checking(log, &read.into_inner());
+    Instance::open(name, cfg, log.clone())
+        .map_err(|e| log.error(e))
+        .ok()
+}
+
+/// Where the instance's figures go: Fluent Bit's own metrics where the host offers them, a
+/// periodic log line otherwise.
+fn metrics_out(host: &HostApi, name: &str, log: &Logger) -> MetricsOut {
+    match super::cmetrics::CmtPublisher::new(host, name) {
+        Some(p) => {
+            log.debug("publishing metrics to Fluent Bit's metrics (cmetrics)");
+            MetricsOut::Cmt(p)
+        }
+        None => MetricsOut::Log(std::time::Instant::now()),
+    }
 }
 
 #[no_mangle]

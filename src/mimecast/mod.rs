@@ -1,3 +1,7 @@
-//! Talking to the Mimecast API 2.0.
+//! Talking to the Mimecast API 2.0: the client and its retry loop (`client`), the access token
+//! (`auth`), the classified errors (`error`), and the transport (`tls`).
 
+mod auth;
 pub mod client;
+pub mod error;
+pub mod tls;

@@ -3,11 +3,17 @@
 //! late (audit) are not missed. Each record's stable identity is remembered for the overlap, so
 //! re-reading never emits a record twice, across restarts too.
 
+use super::context::SourceCtx;
 use super::emit::Emitter;
-use crate::collect::{Commit, SourceCtx};
+use super::{
+    explain, fmt_time, now_ms, BoxFuture, Found, Outcome, ProbeFailure, Source, Stop, Stream,
+};
+use crate::config::Config;
 use crate::encode::{parse_time_text, TimeField};
+use crate::handoff::Commit;
 use crate::log::Level;
-use crate::mimecast::client::{paged_body, ApiError};
+use crate::mimecast::client::{paged_body, ApiError, Client};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -41,163 +47,165 @@ pub struct ApiSpec {
     pub retention_days: u64,
 }
 
-pub static API_SOURCES: &[ApiSpec] = &[
-    ApiSpec {
-        source: "ttp_url",
-        path: "/api/ttp/url/get-logs",
-        from_field: "from",
-        to_field: "to",
-        nest: Some("clickLogs"),
-        time_field: "date",
-        identity: Identity::Fields(&["messageId", "url", "date", "userEmailAddress", "action"]),
-        oldest_first: true,
-        extra: &[("route", "all"), ("scanResult", "all")],
-        permission: Some("Monitoring | URL Protection | Read"),
-        retention_days: 30,
-    },
-    ApiSpec {
-        source: "ttp_attachment",
-        path: "/api/ttp/attachment/get-logs",
-        from_field: "from",
-        to_field: "to",
-        nest: Some("attachmentLogs"),
-        time_field: "date",
-        identity: Identity::Fields(&[
-            "messageId",
-            "fileHash",
-            "fileName",
-            "recipientAddress",
-            "date",
-        ]),
-        oldest_first: true,
-        extra: &[("route", "all"), ("result", "all")],
-        permission: Some("Monitoring | Attachment Protection | Read"),
-        retention_days: 30,
-    },
-    ApiSpec {
-        source: "ttp_impersonation",
-        path: "/api/ttp/impersonation/get-logs",
-        from_field: "from",
-        to_field: "to",
-        nest: Some("impersonationLogs"),
-        time_field: "eventTime",
-        identity: Identity::Field("id"),
-        oldest_first: true,
-        extra: &[],
-        permission: Some("Monitoring | Impersonation Protection | Read"),
-        retention_days: 30,
-    },
-    ApiSpec {
-        source: "audit",
-        path: "/api/audit/get-audit-events",
-        from_field: "startDateTime",
-        to_field: "endDateTime",
-        nest: None,
-        time_field: "eventTime",
-        identity: Identity::Field("id"),
-        oldest_first: false,
-        extra: &[],
-        permission: Some("Account | Logs | Read"),
-        retention_days: 60,
-    },
-    ApiSpec {
-        source: "dlp",
-        path: "/api/dlp/get-logs",
-        from_field: "from",
-        to_field: "to",
-        nest: Some("dlpLogs"),
-        time_field: "eventTime",
-        identity: Identity::Fields(&[
-            "messageId",
-            "policy",
-            "eventTime",
-            "recipientAddress",
-            "action",
-        ]),
-        oldest_first: true,
-        extra: &[],
-        permission: Some("Monitoring | Data Leak Prevention | Read"),
-        retention_days: 30,
-    },
-    ApiSpec {
-        source: "held_release",
-        path: "/api/gateway/get-held-release-logs",
-        from_field: "start",
-        to_field: "end",
-        nest: Some("heldReleaseLogs"),
-        time_field: "released",
-        identity: Identity::Field("id"),
-        oldest_first: false,
-        extra: &[],
-        permission: None,
-        retention_days: 30,
-    },
-    ApiSpec {
-        source: "archive_search",
-        path: "/api/archive/get-archive-search-logs",
-        from_field: "start",
-        to_field: "end",
-        nest: Some("logs"),
-        time_field: "createTime",
-        identity: Identity::Fields(&[
-            "createTime",
-            "emailAddr",
-            "source",
-            "searchText",
-            "searchReason",
-            "description",
-        ]),
-        oldest_first: false,
-        extra: &[],
-        permission: Some("Archive | Search Logs | Read"),
-        retention_days: 30,
-    },
-    ApiSpec {
-        source: "search_logs",
-        path: "/api/archive/get-search-logs",
-        from_field: "start",
-        to_field: "end",
-        nest: Some("logs"),
-        time_field: "createTime",
-        identity: Identity::Fields(&[
-            "createTime",
-            "emailAddr",
-            "source",
-            "searchText",
-            "searchPath",
-            "description",
-        ]),
-        oldest_first: false,
-        extra: &[],
-        permission: Some("Archive | Search Logs | Read"),
-        retention_days: 30,
-    },
-    ApiSpec {
-        source: "archive_view",
-        path: "/api/archive/get-view-logs",
-        from_field: "start",
-        to_field: "end",
-        nest: None,
-        time_field: "viewed",
-        identity: Identity::Fields(&[
-            "viewer",
-            "viewed",
-            "from",
-            "to",
-            "subject",
-            "messageDate",
-            "source",
-        ]),
-        oldest_first: false,
-        extra: &[],
-        permission: Some("Archive | View Logs | Read"),
-        retention_days: 30,
-    },
-];
+pub static TTP_URL: ApiSpec = ApiSpec {
+    source: "ttp_url",
+    path: "/api/ttp/url/get-logs",
+    from_field: "from",
+    to_field: "to",
+    nest: Some("clickLogs"),
+    time_field: "date",
+    identity: Identity::Fields(&["messageId", "url", "date", "userEmailAddress", "action"]),
+    oldest_first: true,
+    extra: &[("route", "all"), ("scanResult", "all")],
+    permission: Some("Monitoring | URL Protection | Read"),
+    retention_days: 30,
+};
 
-pub fn spec(source: &str) -> Option<&'static ApiSpec> {
-    API_SOURCES.iter().find(|s| s.source == source)
-}
+pub static TTP_ATTACHMENT: ApiSpec = ApiSpec {
+    source: "ttp_attachment",
+    path: "/api/ttp/attachment/get-logs",
+    from_field: "from",
+    to_field: "to",
+    nest: Some("attachmentLogs"),
+    time_field: "date",
+    identity: Identity::Fields(&[
+        "messageId",
+        "fileHash",
+        "fileName",
+        "recipientAddress",
+        "date",
+    ]),
+    oldest_first: true,
+    extra: &[("route", "all"), ("result", "all")],
+    permission: Some("Monitoring | Attachment Protection | Read"),
+    retention_days: 30,
+};
+
+pub static TTP_IMPERSONATION: ApiSpec = ApiSpec {
+    source: "ttp_impersonation",
+    path: "/api/ttp/impersonation/get-logs",
+    from_field: "from",
+    to_field: "to",
+    nest: Some("impersonationLogs"),
+    time_field: "eventTime",
+    identity: Identity::Field("id"),
+    oldest_first: true,
+    extra: &[],
+    permission: Some("Monitoring | Impersonation Protection | Read"),
+    retention_days: 30,
+};
+
+pub static AUDIT: ApiSpec = ApiSpec {
+    source: "audit",
+    path: "/api/audit/get-audit-events",
+    from_field: "startDateTime",
+    to_field: "endDateTime",
+    nest: None,
+    time_field: "eventTime",
+    identity: Identity::Field("id"),
+    oldest_first: false,
+    extra: &[],
+    permission: Some("Account | Logs | Read"),
+    retention_days: 60,
+};
+
+pub static DLP: ApiSpec = ApiSpec {
+    source: "dlp",
+    path: "/api/dlp/get-logs",
+    from_field: "from",
+    to_field: "to",
+    nest: Some("dlpLogs"),
+    time_field: "eventTime",
+    identity: Identity::Fields(&[
+        "messageId",
+        "policy",
+        "eventTime",
+        "recipientAddress",
+        "action",
+    ]),
+    oldest_first: true,
+    extra: &[],
+    permission: Some("Monitoring | Data Leak Prevention | Read"),
+    retention_days: 30,
+};
+
+pub static HELD_RELEASE: ApiSpec = ApiSpec {
+    source: "held_release",
+    path: "/api/gateway/get-held-release-logs",
+    from_field: "start",
+    to_field: "end",
+    nest: Some("heldReleaseLogs"),
+    time_field: "released",
+    identity: Identity::Field("id"),
+    oldest_first: false,
+    extra: &[],
+    permission: None,
+    retention_days: 30,
+};
+
+pub static ARCHIVE_SEARCH: ApiSpec = ApiSpec {
+    source: "archive_search",
+    path: "/api/archive/get-archive-search-logs",
+    from_field: "start",
+    to_field: "end",
+    nest: Some("logs"),
+    time_field: "createTime",
+    identity: Identity::Fields(&[
+        "createTime",
+        "emailAddr",
+        "source",
+        "searchText",
+        "searchReason",
+        "description",
+    ]),
+    oldest_first: false,
+    extra: &[],
+    permission: Some("Archive | Search Logs | Read"),
+    retention_days: 30,
+};
+
+pub static SEARCH_LOGS: ApiSpec = ApiSpec {
+    source: "search_logs",
+    path: "/api/archive/get-search-logs",
+    from_field: "start",
+    to_field: "end",
+    nest: Some("logs"),
+    time_field: "createTime",
+    identity: Identity::Fields(&[
+        "createTime",
+        "emailAddr",
+        "source",
+        "searchText",
+        "searchPath",
+        "description",
+    ]),
+    oldest_first: false,
+    extra: &[],
+    permission: Some("Archive | Search Logs | Read"),
+    retention_days: 30,
+};
+
+pub static ARCHIVE_VIEW: ApiSpec = ApiSpec {
+    source: "archive_view",
+    path: "/api/archive/get-view-logs",
+    from_field: "start",
+    to_field: "end",
+    nest: None,
+    time_field: "viewed",
+    identity: Identity::Fields(&[
+        "viewer",
+        "viewed",
+        "from",
+        "to",
+        "subject",
+        "messageDate",
+        "source",
+    ]),
+    oldest_first: false,
+    extra: &[],
+    permission: Some("Archive | View Logs | Read"),
+    retention_days: 30,
+};
 
 /// Length of one request window.
 const SLICE_MS: i64 = 3_600_000;
@@ -229,81 +237,73 @@ pub fn identity_hash(v: &Value, id: Identity) -> u64 {
 /// Where a windowed source stands: everything before `done` was read (and the overlap after
 /// it will be read again); `seen` holds the identities already emitted that a re-read could
 /// return again, with their event times, so they can be forgotten once out of reach.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
     pub done: i64,
     pub seen: Vec<(u64, i64)>,
 }
 
-impl Cursor {
-    pub fn encode(&self) -> String {
-        json!({"v": 1, "done": self.done, "seen": self.seen}).to_string()
+impl Source for ApiSpec {
+    fn name(&self) -> &'static str {
+        self.source
     }
-    pub fn decode(s: &str) -> Option<Cursor> {
-        let v: Value = serde_json::from_str(s).ok()?;
-        (v.get("v")?.as_u64()? == 1).then_some(())?;
-        let seen = v
-            .get("seen")?
-            .as_array()?
-            .iter()
-            .filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_i64()?)))
-            .collect();
-        Some(Cursor {
-            done: v.get("done")?.as_i64()?,
-            seen,
+
+    fn permission(&self) -> Option<&'static str> {
+        self.permission
+    }
+
+    fn streams(&'static self, ctx: &SourceCtx) -> Vec<Box<dyn Stream>> {
+        vec![Box::new(ApiStream {
+            spec: self,
+            cur: ctx.state.cursor(self.source),
+        })]
+    }
+
+    /// One record of the last hour.
+    fn probe<'a>(
+        &'static self,
+        client: &'a Client,
+        _cfg: &'a Config,
+        sample: bool,
+    ) -> BoxFuture<'a, Result<Found, ProbeFailure>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let mut d = serde_json::Map::new();
+            d.insert(self.from_field.into(), json!(fmt_time(now - 3_600_000)));
+            d.insert(self.to_field.into(), json!(fmt_time(now)));
+            let ptr = match self.nest {
+                Some(n) => format!("/data/0/{n}/0"),
+                None => "/data/0".into(),
+            };
+            let body = paged_body(1, None, json!([d]));
+            let v = client
+                .post_api(&format!("{} check", self.source), self.path, &body)
+                .await?;
+            Ok(Found::first(v.pointer(&ptr).cloned(), sample))
         })
     }
 }
 
-pub fn fmt_time(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S+0000").to_string())
-        .unwrap_or_default()
+/// One `/api/...` source's only stream, keyed by the source's name.
+struct ApiStream {
+    spec: &'static ApiSpec,
+    cur: Cursor,
 }
 
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
-
-use super::Stop;
-
-/// Adds the permission a source needs to a 403, and the licence hint to a 404.
-pub fn explain(e: &ApiError, source: &str, permission: Option<&str>) -> String {
-    match (e, permission) {
-        (ApiError::Forbidden { .. }, Some(p)) => {
-            format!("{source}: {e}; it needs the permission '{p}'")
-        }
-        (ApiError::Forbidden { .. }, None) => format!(
-            "{source}: {e}; see Mimecast's documentation of this endpoint for the permission"
-        ),
-        (ApiError::NotFound { .. }, _) => format!(
-            "{source}: {e}; if your tenant lacks this product, remove '{source}' from sources"
-        ),
-        _ => format!("{source}: {e}"),
+impl Stream for ApiStream {
+    fn key(&self) -> &str {
+        self.spec.source
     }
-}
 
-/// Runs one `/api/...` source until the future is dropped.
-pub async fn run(spec: &'static ApiSpec, ctx: Arc<SourceCtx>) {
-    let key = spec.source.to_string();
-    let mut cur = ctx
-        .state
-        .get(&key)
-        .and_then(|s| Cursor::decode(&s))
-        .unwrap_or_default();
-    loop {
-        let wait = match poll(spec, &ctx, &mut cur).await {
-            Ok(()) => {
-                ctx.client.metrics.progress(&key, true, 0);
-                ctx.log.stream_ok(&key);
-                ctx.cfg.poll_interval
-            }
-            Err(Stop::Closed) => return,
-            Err(Stop::Api(e)) => {
-                super::report_failure(&ctx, &key, &e, explain(&e, &key, spec.permission))
-            }
-        };
-        super::pause(wait).await;
+    fn poll<'a>(&'a mut self, ctx: &'a Arc<SourceCtx>) -> BoxFuture<'a, Result<Outcome, Stop>> {
+        Box::pin(async move {
+            poll(self.spec, ctx, &mut self.cur).await?;
+            Ok(Outcome::CaughtUp)
+        })
+    }
+
+    fn explain(&self, e: &ApiError) -> String {
+        explain(e, self.spec.source, self.spec.permission)
     }
 }
 
@@ -311,10 +311,7 @@ async fn poll(spec: &'static ApiSpec, ctx: &SourceCtx, cur: &mut Cursor) -> Resu
     let mut em = Emitter::new(ctx, spec.source, TimeField::Text(spec.time_field));
     // Whatever way it ends, send what was read with the position reached.
     let result = poll_windows(spec, ctx, cur, &mut em).await;
-    em.mark(Commit {
-        key: spec.source.to_string(),
-        cursor: cur.encode(),
-    });
+    em.mark(Commit::of(spec.source, &*cur));
     em.send().await?;
     result
 }
@@ -344,10 +341,7 @@ async fn poll_windows(
         // has no milliseconds): remember everything from a second before that.
         let keep_from = (cur.done - overlap).div_euclid(1000) * 1000 - 1000;
         cur.seen.retain(|(_, t)| *t >= keep_from);
-        em.mark(Commit {
-            key: spec.source.to_string(),
-            cursor: cur.encode(),
-        });
+        em.mark(Commit::of(spec.source, &*cur));
         em.send_due().await?;
         start = end;
     }
@@ -406,10 +400,7 @@ async fn read_window(
             em.record(&bytes, &[]);
             cur.seen.push((id, t));
         }
-        em.mark(Commit {
-            key: spec.source.to_string(),
-            cursor: cur.encode(),
-        });
+        em.mark(Commit::of(spec.source, &*cur));
         em.send_due().await?;
         let next = v
             .get("meta")
@@ -471,21 +462,40 @@ mod tests {
     }
 
     #[test]
-    fn cursor_round_trips() {
+    fn cursor_round_trips_in_todays_form() {
+        use crate::state::cursor::{decode, encode};
         let c = Cursor {
             done: 1_700_000_000_000,
             seen: vec![(1, 2), (u64::MAX, 3)],
         };
-        assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        assert_eq!(Cursor::decode("{\"v\":2}"), None);
+        let saved = encode(&c);
+        assert_eq!(
+            saved,
+            r#"{"done":1700000000000,"seen":[[1,2],[18446744073709551615,3]],"v":1}"#
+        );
+        assert_eq!(decode::<Cursor>(&saved), Some(c));
+        assert_eq!(decode::<Cursor>("{\"v\":2}"), None);
     }
 
     #[test]
     fn every_source_has_a_distinct_name_and_path() {
-        let mut names: Vec<_> = API_SOURCES.iter().map(|s| s.source).collect();
+        let all = [
+            &TTP_URL,
+            &TTP_ATTACHMENT,
+            &TTP_IMPERSONATION,
+            &AUDIT,
+            &DLP,
+            &HELD_RELEASE,
+            &ARCHIVE_SEARCH,
+            &SEARCH_LOGS,
+            &ARCHIVE_VIEW,
+        ];
+        let mut names: Vec<_> = all.iter().map(|s| s.source).collect();
+        let mut paths: Vec<_> = all.iter().map(|s| s.path).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), API_SOURCES.len());
-        assert_eq!(fmt_time(1_731_874_560_000), "2024-11-17T20:16:00+0000");
+        paths.sort();
+        paths.dedup();
+        assert_eq!((names.len(), paths.len()), (all.len(), all.len()));
     }
 }

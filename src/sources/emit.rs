@@ -5,10 +5,10 @@
 //! latest position its records complete. Sending appends the chunk to the instance's hand-off
 //! buffer and clears it for the next records, so an emitter keeps one small buffer for life.
 
-pub use crate::collect::Closed;
-use crate::collect::{Commit, SourceCtx};
 use crate::encode::{self, TimeField};
-use crate::ffi::buffer::HostBuf;
+pub use crate::handoff::Closed;
+use crate::handoff::Commit;
+use crate::sources::context::SourceCtx;
 use std::time::{Duration, Instant};
 
 /// Longest a record waits in a partly filled chunk.
@@ -18,7 +18,7 @@ pub struct Emitter<'a> {
     ctx: &'a SourceCtx,
     source: &'static str,
     time: TimeField,
-    buf: HostBuf,
+    buf: Vec<u8>,
     records: usize,
     target: usize,
     position: Option<Commit>,
@@ -133,12 +133,9 @@ impl<'a> Emitter<'a> {
         }
         let errors = std::mem::take(&mut self.errors);
         let records = std::mem::take(&mut self.records) as u64;
-        self.ctx.client.metrics.records(
-            &self.metrics_key,
-            records - errors,
-            errors,
-            self.newest_ms,
-        );
+        self.ctx
+            .metrics
+            .records(&self.metrics_key, records - errors, errors, self.newest_ms);
         self.oldest = None;
         let position = self.position.take();
         let sent = self.ctx.handoff.push(self.buf.as_slice(), position).await;

@@ -7,38 +7,21 @@
 //! expired is found again by re-listing the same page; a file that stays corrupt becomes an
 //! error record naming it, and collection goes on.
 
+use super::context::{SourceCtx, AHEAD_BUDGET};
 use super::emit::Emitter;
 use super::gzlines::{GzLines, Line};
-use crate::collect::{Commit, SourceCtx};
+use super::siem::Family;
+use super::{BoxFuture, Outcome, ProbeFailure, Stop, Stream, Verdict};
 use crate::encode::TimeField;
+use crate::handoff::Commit;
 use crate::log::{Level, Scope};
-use crate::mimecast::client::{describe, ApiError};
-use serde_json::{json, Value};
+use crate::mimecast::client::{describe, transport_error, ApiError, Client};
+use crate::state::cursor;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::VecDeque;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    Cg,
-    Ci,
-}
-
-impl Family {
-    fn path(&self) -> &'static str {
-        match self {
-            Family::Cg => "/siem/v1/batch/events/cg",
-            Family::Ci => "/siem/v1/batch/events/ci",
-        }
-    }
-    pub fn source(&self) -> &'static str {
-        match self {
-            Family::Cg => "siem_cg",
-            Family::Ci => "siem_ci",
-        }
-    }
-}
 
 /// Retention of SIEM batch files.
 const RETENTION: Duration = Duration::from_secs(7 * 86_400);
@@ -54,52 +37,40 @@ fn path_hash(path: &str) -> u64 {
 }
 
 /// Where a type's collection stands.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     /// The `nextPage` token that lists the current page (None: first page of the lookback).
+    #[serde(default)]
     pub list_token: Option<String>,
     /// Files of that page fully delivered.
     pub file: usize,
     /// Lines of the next file already delivered.
     pub line: u64,
-    /// Hashes of the files delivered last (the API may list a file again).
+    /// Hashes of the files delivered last (the API may list a file again), saved as one
+    /// string of 16-hex-digit hashes so a restart skips a re-listed file just as a running
+    /// instance does.
+    #[serde(default, with = "cursor::hex_hashes")]
     pub recent: VecDeque<u64>,
 }
 
 impl Cursor {
     pub fn encode(&self) -> String {
-        self.encode_at(self.file)
+        cursor::encode(self)
     }
 
-    /// The position with `file` as the file in progress; the remembered files go along as one
-    /// string of 16-hex-digit hashes, so a restart skips a re-listed file just as a running
-    /// instance does.
+    /// The position with `file` as the file in progress.
     pub fn encode_at(&self, file: usize) -> String {
-        let mut recent = String::with_capacity(self.recent.len() * 16);
-        for h in &self.recent {
-            let _ = write!(recent, "{h:016x}");
+        if file == self.file {
+            return self.encode();
         }
-        json!({"v": 1, "list_token": self.list_token, "file": file, "line": self.line, "recent": recent})
-            .to_string()
+        cursor::encode(&Cursor {
+            file,
+            ..self.clone()
+        })
     }
 
     pub fn decode(s: &str) -> Option<Cursor> {
-        let v: Value = serde_json::from_str(s).ok()?;
-        (v.get("v")?.as_u64()? == 1).then_some(())?;
-        let recent = v.get("recent").and_then(Value::as_str).unwrap_or("");
-        Some(Cursor {
-            list_token: v
-                .get("list_token")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            file: v.get("file")?.as_u64()? as usize,
-            line: v.get("line")?.as_u64()?,
-            recent: recent
-                .as_bytes()
-                .chunks_exact(16)
-                .filter_map(|h| u64::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok())
-                .collect(),
-        })
+        cursor::decode(s)
     }
 }
 
@@ -151,13 +122,6 @@ pub fn object_path(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or(url)
 }
 
-enum Poll {
-    More,
-    CaughtUp,
-}
-
-use super::Stop;
-
 enum FileError {
     /// 403/404 on the URL: expired or gone.
     Expired(u16),
@@ -176,9 +140,6 @@ enum Fetched {
     /// Larger than announced: downloaded again, streaming, at its turn.
     Oversize,
 }
-
-/// Compressed bytes every source of an instance may hold in files downloaded ahead.
-pub const AHEAD_BUDGET: usize = 4 << 20;
 
 /// Room over the announced size before a file downloaded ahead is given up.
 const AHEAD_SLACK: u64 = 64 << 10;
@@ -297,52 +258,23 @@ async fn fetch_whole(
     }
 }
 
+/// One SIEM batch type of one family: a stream.
 pub struct BatchType {
     family: Family,
     ty: String,
     key: String,
+    cur: Cursor,
 }
 
 impl BatchType {
-    pub fn new(family: Family, ty: &str) -> Self {
+    /// The stream of type `ty`, from its saved position.
+    pub fn new(ctx: &SourceCtx, family: Family, ty: &str) -> Self {
+        let key = super::stream_key(family.source(), ty);
         BatchType {
             family,
             ty: ty.to_string(),
-            key: format!("{}/{}", family.source(), ty),
-        }
-    }
-
-    /// The stream's name: `siem_cg/receipt`.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    pub async fn run(self, ctx: Arc<SourceCtx>) {
-        let mut cur = ctx
-            .state
-            .get(&self.key)
-            .and_then(|s| Cursor::decode(&s))
-            .unwrap_or_default();
-        loop {
-            let wait = match self.poll(&ctx, &mut cur).await {
-                Ok(Poll::More) => {
-                    ctx.log.stream_ok(&self.key);
-                    continue;
-                }
-                Ok(Poll::CaughtUp) => {
-                    ctx.client.metrics.progress(&self.key, true, 0);
-                    ctx.log.stream_ok(&self.key);
-                    ctx.cfg.poll_interval
-                }
-                Err(Stop::Closed) => return,
-                Err(Stop::Api(e)) => super::report_failure(
-                    &ctx,
-                    &self.key,
-                    &e,
-                    format_args!("{} ({}): {e}", self.key, self.family.path()),
-                ),
-            };
-            super::pause(wait).await;
+            cur: ctx.state.cursor(&key),
+            key,
         }
     }
 
@@ -371,7 +303,7 @@ impl BatchType {
             .client
             .get_json(
                 &format!("batch listing for type '{}'", self.ty),
-                self.family.path(),
+                self.family.batch_path(),
                 &q,
             )
             .await?;
@@ -392,7 +324,7 @@ impl BatchType {
 
     /// One page. Whatever way it ends, what was encoded is sent with the position reached, so
     /// the in-memory cursor never runs ahead of the records handed over.
-    async fn poll(&self, ctx: &Arc<SourceCtx>, cur: &mut Cursor) -> Result<Poll, Stop> {
+    async fn poll_once(&self, ctx: &Arc<SourceCtx>, cur: &mut Cursor) -> Result<Outcome, Stop> {
         let mut em = Emitter::new(
             ctx,
             self.family.source(),
@@ -410,10 +342,10 @@ impl BatchType {
         ctx: &Arc<SourceCtx>,
         cur: &mut Cursor,
         em: &mut Emitter<'_>,
-    ) -> Result<Poll, Stop> {
+    ) -> Result<Outcome, Stop> {
         let page = self.list(ctx, cur.list_token.as_deref()).await?;
         let pending = page.files.len().saturating_sub(cur.file) as u64;
-        ctx.client.metrics.progress(&self.key, false, pending);
+        ctx.metrics.progress(&self.key, false, pending);
         let mut ahead = Ahead::new(ctx, cur.file);
         for i in cur.file..page.files.len() {
             let Some(file) = page.files.get(i) else { break };
@@ -444,7 +376,7 @@ impl BatchType {
                 Level::Warn,
                 format_args!("{}: the API returned the same page token again; waiting poll_interval instead of looping", self.key),
             );
-            return Ok(Poll::CaughtUp);
+            return Ok(Outcome::CaughtUp);
         }
         if let Some(next) = page.next.filter(|n| Some(n) != cur.list_token.as_ref()) {
             *cur = Cursor {
@@ -456,9 +388,9 @@ impl BatchType {
             em.mark(self.commit(cur));
         }
         Ok(if page.caught_up || page.files.is_empty() {
-            Poll::CaughtUp
+            Outcome::CaughtUp
         } else {
-            Poll::More
+            Outcome::More
         })
     }
 
@@ -517,7 +449,7 @@ impl BatchType {
                         format_args!("downloading batch files failed ({m}; first {}: {path})", self.key),
                         format_args!("retrying; a file is tried up to {FILE_ATTEMPTS} times, from the third with a fresh URL, then reported as an error record"),
                     );
-                    super::pause(ctx.client.backoff.delay(attempt)).await;
+                    tokio::time::sleep(ctx.client.backoff.delay(attempt)).await;
                     if attempt >= 2 {
                         // Retried already: the URL itself may be the problem; take a fresh one.
                         match self.relist(ctx, cur, index, &path).await? {
@@ -638,6 +570,126 @@ impl BatchType {
         }
         cur.line = sink.done();
         Ok(Ok(()))
+    }
+}
+
+impl Stream for BatchType {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn poll<'a>(&'a mut self, ctx: &'a Arc<SourceCtx>) -> BoxFuture<'a, Result<Outcome, Stop>> {
+        Box::pin(async move {
+            let mut cur = std::mem::take(&mut self.cur);
+            let result = self.poll_once(ctx, &mut cur).await;
+            self.cur = cur;
+            result
+        })
+    }
+
+    fn explain(&self, e: &ApiError) -> String {
+        format!("{} ({}): {e}", self.key, self.family.batch_path())
+    }
+}
+
+/// The probe of a family in batch mode: list one file of its first type; with `sample`, the
+/// first record of that file, fetched as the plugin fetches it.
+pub async fn probe(
+    client: &Client,
+    family: Family,
+    types: &[String],
+    sample: bool,
+) -> Result<super::Found, ProbeFailure> {
+    let q = [
+        ("type", types.first().cloned().unwrap_or_default()),
+        ("pageSize", "1".to_string()),
+    ];
+    let source = family.source();
+    let v = client
+        .get_json(&format!("{source} check"), family.batch_path(), &q)
+        .await?;
+    // A batch listing names files by pre-signed URL: the entry itself is never shown.
+    let url = v.pointer("/value/0/url").and_then(Value::as_str);
+    Ok(match (url, sample) {
+        (Some(url), true) => super::Found {
+            any: true,
+            sample: first_record_of_file(client, source, url).await?,
+        },
+        (url, _) => super::Found {
+            any: url.is_some(),
+            sample: None,
+        },
+    })
+}
+
+/// The first record of a batch file, fetched as the plugin fetches it: a plain GET of the
+/// pre-signed URL without the bearer token, gunzipped and split by the plugin's own decoder.
+/// Only as much of the file is read as that record needs. Messages name the file by its path;
+/// the URL's query (the signature) appears nowhere.
+async fn first_record_of_file(
+    client: &Client,
+    source: &str,
+    url: &str,
+) -> Result<Option<Value>, ProbeFailure> {
+    let path = object_path(url);
+    let network = |e: &reqwest::Error| {
+        let m = transport_error(&format!("batch file {path}"), e).to_string();
+        ProbeFailure::Other(
+            Verdict::Network,
+            format!(
+                "{source}: listing works, but downloading a batch file failed: {m}; the plugin downloads batch files from the host the listing names (through proxy, if set), so it must be reachable from here"
+            )
+            .replace(url, path),
+        )
+    };
+    let mut resp = client.download(url).await.map_err(|e| network(&e))?;
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err(ProbeFailure::Other(
+            Verdict::Failed,
+            format!("{source}: listing works, but batch file {path} answered HTTP {status}; the plugin downloads batch files without the bearer token from the pre-signed URL of the listing, so check that nothing on the way (proxy, firewall) alters or blocks those requests"),
+        ));
+    }
+    let corrupt = |e: std::io::Error| {
+        ProbeFailure::Other(
+            Verdict::Failed,
+            format!("{source}: listing works, but batch file {path} is not valid gzip ({e})"),
+        )
+    };
+    fn keep_first(first: &mut Option<Vec<u8>>, line: Line) {
+        if let (None, Line::Json(b)) = (&first, line) {
+            *first = Some(b.to_vec());
+        }
+    }
+    let mut gz = GzLines::new();
+    let mut first: Option<Vec<u8>> = None;
+    while first.is_none() {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                for piece in chunk.chunks(16 << 10) {
+                    gz.feed(piece, &mut |l| keep_first(&mut first, l))
+                        .map_err(corrupt)?;
+                    if first.is_some() {
+                        break;
+                    }
+                }
+            }
+            Ok(None) => {
+                gz.finish(&mut |l| keep_first(&mut first, l))
+                    .map_err(corrupt)?;
+                break;
+            }
+            Err(e) => return Err(network(&e)),
+        }
+    }
+    match first {
+        None => Ok(None),
+        Some(line) => serde_json::from_slice(&line).map(Some).map_err(|e| {
+            ProbeFailure::Other(
+                Verdict::Failed,
+                format!("{source}: the first line of batch file {path} is not JSON ({e})"),
+            )
+        }),
     }
 }
 

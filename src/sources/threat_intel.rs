@@ -5,51 +5,124 @@
 //! done. Indicators already emitted are remembered for a day, so a feed that repeats them does
 //! not produce duplicates.
 
-use super::api_logs::{explain, now_ms};
+use super::context::SourceCtx;
 use super::emit::Emitter;
-use crate::collect::{Commit, SourceCtx};
+use super::{
+    explain, fmt_time, now_ms, BoxFuture, Found, Outcome, ProbeFailure, Source, Stop, Stream,
+};
+use crate::config::{Config, THREAT_FEEDS};
 use crate::encode::TimeField;
-use crate::mimecast::client::{fail_in_200, ApiError};
+use crate::handoff::Commit;
+use crate::mimecast::client::{fail_in_200, ApiError, Client};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 const PATH: &str = "/api/ttp/threat-intel/get-feed";
 const REMEMBER_MS: i64 = 86_400_000;
 const MAX_LOOKBACK_MS: i64 = 7 * 86_400_000;
 
-#[derive(Clone, Debug, Default, PartialEq)]
-struct Cursor {
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Cursor {
     /// End of the last window read completely.
     done: i64,
     /// Continuation within the window being read, and that window's end.
+    #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
     window_end: i64,
+    #[serde(default)]
     seen: Vec<(u64, i64)>,
 }
 
-impl Cursor {
-    fn encode(&self) -> String {
-        json!({"v": 1, "done": self.done, "token": self.token, "window_end": self.window_end, "seen": self.seen}).to_string()
+/// The `threat_intel` source: one stream per selected feed.
+pub struct ThreatIntel;
+
+pub static THREAT_INTEL: ThreatIntel = ThreatIntel;
+
+impl Source for ThreatIntel {
+    fn name(&self) -> &'static str {
+        "threat_intel"
     }
-    fn decode(s: &str) -> Option<Cursor> {
-        let v: Value = serde_json::from_str(s).ok()?;
-        (v.get("v")?.as_u64()? == 1).then_some(())?;
-        Some(Cursor {
-            done: v.get("done")?.as_i64()?,
-            token: v.get("token").and_then(Value::as_str).map(str::to_string),
-            window_end: v.get("window_end").and_then(Value::as_i64).unwrap_or(0),
-            seen: v
-                .get("seen")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|p| Some((p.get(0)?.as_u64()?, p.get(1)?.as_i64()?)))
-                        .collect()
+
+    fn permission(&self) -> Option<&'static str> {
+        None
+    }
+
+    fn selection(&self, cfg: &Config) -> String {
+        format!("threat_intel:{}", cfg.threat_intel_feeds.join(","))
+    }
+
+    fn streams(&'static self, ctx: &SourceCtx) -> Vec<Box<dyn Stream>> {
+        ctx.cfg
+            .threat_intel_feeds
+            .iter()
+            .filter_map(|f| THREAT_FEEDS.iter().copied().find(|known| known == f))
+            .map(|feed| -> Box<dyn Stream> {
+                let key = super::stream_key("threat_intel", feed);
+                Box::new(Feed {
+                    feed,
+                    cur: ctx.state.cursor(&key),
+                    key,
                 })
-                .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The first indicator of the last hour of the first feed.
+    fn probe<'a>(
+        &'static self,
+        client: &'a Client,
+        cfg: &'a Config,
+        sample: bool,
+    ) -> BoxFuture<'a, Result<Found, ProbeFailure>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let feed = cfg
+                .threat_intel_feeds
+                .first()
+                .map(String::as_str)
+                .unwrap_or("malware_customer");
+            let body = json!({"data": [{"feedType": feed, "fileType": "stix", "start": fmt_time(now - 3_600_000), "end": fmt_time(now)}]});
+            let (_, bytes) = client
+                .call("threat_intel check", |http, base| {
+                    http.post(format!("{base}{PATH}")).json(&body)
+                })
+                .await?;
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            match fail_in_200(&v) {
+                Some(ApiError::FailIn200 { detail, .. }) if detail.contains("No results") => {
+                    Ok(Found::first(None, sample))
+                }
+                Some(e) => Err(e.into()),
+                None => Ok(Found::first(stix_records(&v).into_iter().next(), sample)),
+            }
         })
+    }
+}
+
+/// One feed: a stream named `threat_intel/<feed>`.
+struct Feed {
+    feed: &'static str,
+    key: String,
+    cur: Cursor,
+}
+
+impl Stream for Feed {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn poll<'a>(&'a mut self, ctx: &'a Arc<SourceCtx>) -> BoxFuture<'a, Result<Outcome, Stop>> {
+        Box::pin(async move {
+            poll(self.feed, &self.key, ctx, &mut self.cur).await?;
+            Ok(Outcome::Polled)
+        })
+    }
+
+    fn explain(&self, e: &ApiError) -> String {
+        explain(e, &self.key, None)
     }
 }
 
@@ -132,38 +205,14 @@ pub fn csv_records(text: &str) -> Vec<Value> {
         .collect()
 }
 
-/// The stream's name: `threat_intel/malware_grid`.
-pub fn key(feed: &str) -> String {
-    format!("threat_intel/{feed}")
-}
-
-pub async fn run(feed: &'static str, ctx: Arc<SourceCtx>) {
-    let key = key(feed);
-    let mut cur = ctx
-        .state
-        .get(&key)
-        .and_then(|s| Cursor::decode(&s))
-        .unwrap_or_default();
-    loop {
-        match poll(feed, &key, &ctx, &mut cur).await {
-            Ok(true) => return,
-            Ok(false) => ctx.log.stream_ok(&key),
-            Err(e) => {
-                super::report_failure(&ctx, &key, &e, explain(&e, &key, None));
-            }
-        }
-        super::pause(ctx.cfg.poll_interval.max(Duration::from_secs(1))).await;
-    }
-}
-
-/// Reads feed files until the window is done. Ok(true) when the instance is stopping.
-/// Whatever way it ends, what was read is sent with the position reached.
+/// Reads feed files until the window is done. Whatever way it ends, what was read is sent
+/// with the position reached.
 async fn poll(
     feed: &'static str,
     key: &str,
     ctx: &SourceCtx,
     cur: &mut Cursor,
-) -> Result<bool, ApiError> {
+) -> Result<(), Stop> {
     let time_field = if ctx.cfg.threat_intel_format == "stix" {
         "modified"
     } else {
@@ -171,12 +220,9 @@ async fn poll(
     };
     let mut em = Emitter::new(ctx, "threat_intel", TimeField::Text(time_field));
     let result = read_feed(feed, key, ctx, cur, &mut em).await;
-    em.mark(Commit {
-        key: key.to_string(),
-        cursor: cur.encode(),
-    });
-    let closed = em.send().await.is_err();
-    result.map(|stopping| stopping || closed)
+    em.mark(Commit::of(key, &*cur));
+    em.send().await?;
+    result
 }
 
 async fn read_feed(
@@ -185,7 +231,7 @@ async fn read_feed(
     ctx: &SourceCtx,
     cur: &mut Cursor,
     em: &mut Emitter<'_>,
-) -> Result<bool, ApiError> {
+) -> Result<(), Stop> {
     let stix = ctx.cfg.threat_intel_format == "stix";
     let now = now_ms();
     if cur.token.is_none() {
@@ -195,7 +241,7 @@ async fn read_feed(
             now - (ctx.cfg.initial_lookback.as_millis() as i64).min(MAX_LOOKBACK_MS)
         };
         if now - start < 60_000 {
-            return Ok(false);
+            return Ok(());
         }
         cur.window_end = now;
         cur.done = cur.done.max(start);
@@ -206,7 +252,7 @@ async fn read_feed(
                 json!({"feedType": feed, "fileType": ctx.cfg.threat_intel_format, "token": t})
             }
             None => json!({"feedType": feed, "fileType": ctx.cfg.threat_intel_format,
-                           "start": super::api_logs::fmt_time(cur.done), "end": super::api_logs::fmt_time(cur.window_end)}),
+                           "start": fmt_time(cur.done), "end": fmt_time(cur.window_end)}),
         };
         let body = json!({"data": [data0]});
         let (headers, bytes) = ctx
@@ -224,7 +270,7 @@ async fn read_feed(
                 Some(ApiError::FailIn200 { detail, .. }) if detail.contains("No results") => {
                     // Nothing in this window: it is done.
                 }
-                Some(e) => return Err(e),
+                Some(e) => return Err(e.into()),
                 None => {}
             }
         } else {
@@ -264,18 +310,25 @@ async fn read_feed(
             cur.done = cur.window_end;
             cur.seen.retain(|(_, t)| *t >= now - REMEMBER_MS);
         }
-        em.mark(Commit {
-            key: key.to_string(),
-            cursor: cur.encode(),
-        });
-        if em.send_due().await.is_err() {
-            return Ok(true);
-        }
+        em.mark(Commit::of(key, &*cur));
+        em.send_due().await?;
         if finished {
             break;
         }
     }
-    Ok(false)
+    Ok(())
+}
+
+/// For the state-format test: the cursor saved under `key` reads as the fixture wrote it, and
+/// is written back byte for byte.
+#[cfg(test)]
+pub(crate) fn saved_cursor_reads(store: &crate::state::StateStore, key: &str) -> bool {
+    let c: Cursor = store.cursor(key);
+    store.get(key) == Some(crate::state::cursor::encode(&c))
+        && c.done == 1_764_547_200_000
+        && c.token.is_none()
+        && c.window_end == 1_764_633_600_000
+        && c.seen == [(42, 1_764_547_100_000)]
 }
 
 #[cfg(test)]

@@ -392,7 +392,7 @@ mod tests {
             ("page_size", ""),
         ]);
         let cfg = i.validate().expect("valid");
-        assert_eq!(cfg.sources, ["audit"], "the first value counts");
+        assert_eq!(cfg.source_names(), ["audit"], "the first value counts");
         assert_eq!(cfg.page_size, 100, "an empty value is unset");
         assert!(i
             .notes

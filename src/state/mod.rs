@@ -1,10 +1,35 @@
 //! Durable positions, one file per instance.
 //!
-//! A position (cursor) of a source is written only when the records before it have been taken
+//! A position (cursor) of a stream is written only when the records before it have been taken
 //! by Fluent Bit (the cleanup callback after append), so a crash at any instant loses nothing:
 //! on restart collection resumes from the last written position. Writes are atomic (temporary
 //! file, fsync, rename, fsync of the directory); a corrupt or unreadable file is moved aside and
 //! reported, and collection starts again from `initial_lookback`.
+//!
+//! # The state format (version 1), the one description of it
+//!
+//! The file `<state_dir>/mimecast-<client id>-<hash>.json` (the hash covers `base_url`, the
+//! client id and the selection, see [`file_name`]) holds one JSON object:
+//!
+//! ```text
+//! {"cursors": {"<stream key>": "<cursor>", ...}, "reset_token": <string or null>, "version": 1}
+//! ```
+//!
+//! A stream key is the source's name (`audit`) or `<source>/<part>` (`siem_cg/receipt`,
+//! `siem_ci/stream`, `threat_intel/malware_grid`). A cursor is a JSON object serialized into a
+//! string, with `"v": 1` beside its type's fields ([`cursor`]); the types are:
+//!
+//! | streams | fields |
+//! |---|---|
+//! | `/api/...` logs (`api_logs`) | `done` (ms, read up to), `seen` ([[hash, event ms], ...] inside the overlap) |
+//! | SIEM batch (`siem_batch`) | `list_token` (page, or null), `file` (files of it done), `line` (lines of the next done), `recent` (16-hex-digit hashes of files done) |
+//! | SIEM stream (`siem_stream`) | `next` (page token, or null), `recent` ([hash, ...] of the last events) |
+//! | threat intel (`threat_intel`) | `done` (ms), `token` (within the window, or null), `window_end` (ms), `seen` ([[hash, ms], ...]) |
+//!
+//! Snapshots keep no cursor. `tests/fixtures/state-v1.json` is a file of this format that the
+//! tests load.
+
+pub mod cursor;
 
 use crate::log::{Level, Logger};
 use serde_json::{json, Value};
@@ -14,6 +39,17 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 const FORMAT_VERSION: u64 = 1;
+
+/// Why the state file cannot be used: each names the property to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("property 'state_dir': cannot create '{}': {}; set state_dir to a directory Fluent Bit can write", .0.display(), .1)]
+    Create(PathBuf, std::io::Error),
+    #[error("property 'state_dir': '{}' is not writable: {}; set state_dir to a directory Fluent Bit can write", .0.display(), .1)]
+    NotWritable(PathBuf, std::io::Error),
+    #[error("property 'state_dir': cannot read '{}': {}", .0.display(), .1)]
+    Read(PathBuf, std::io::Error),
+}
 
 pub struct StateStore {
     path: Option<PathBuf>,
@@ -64,14 +100,11 @@ impl StateStore {
         name: &str,
         reset: Option<&str>,
         log: Logger,
-    ) -> Result<StateStore, String> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            format!("property 'state_dir': cannot create '{}': {e}; set state_dir to a directory Fluent Bit can write", dir.display())
-        })?;
+    ) -> Result<StateStore, StateError> {
+        let d = || dir.to_path_buf();
+        std::fs::create_dir_all(dir).map_err(|e| StateError::Create(d(), e))?;
         let probe = dir.join(format!(".{name}.probe"));
-        std::fs::write(&probe, b"ok").map_err(|e| {
-            format!("property 'state_dir': '{}' is not writable: {e}; set state_dir to a directory Fluent Bit can write", dir.display())
-        })?;
+        std::fs::write(&probe, b"ok").map_err(|e| StateError::NotWritable(d(), e))?;
         let _ = std::fs::remove_file(&probe);
         let path = dir.join(name);
         let mut data = match std::fs::read(&path) {
@@ -102,12 +135,7 @@ impl StateStore {
                 ));
                 Data::default()
             }
-            Err(e) => {
-                return Err(format!(
-                    "property 'state_dir': cannot read '{}': {e}",
-                    path.display()
-                ))
-            }
+            Err(e) => return Err(StateError::Read(path, e)),
         };
         if let Some(token) = reset {
             if data.reset_token.as_deref() != Some(token) {
@@ -131,6 +159,14 @@ impl StateStore {
 
     pub fn get(&self, key: &str) -> Option<String> {
         self.lock().cursors.get(key).cloned()
+    }
+
+    /// The saved cursor of stream `key`, or the type's default (start from `initial_lookback`)
+    /// when there is none or it is not understood.
+    pub fn cursor<T: serde::de::DeserializeOwned + Default>(&self, key: &str) -> T {
+        self.get(key)
+            .and_then(|s| cursor::decode(&s))
+            .unwrap_or_default()
     }
 
     /// Records positions whose records Fluent Bit has taken, and writes them out.
@@ -224,6 +260,64 @@ mod tests {
     use crate::log::CaptureSink;
     use std::sync::Arc;
 
+    /// A state file of today's format (synthetic, written as version 1 writes it) loads, and
+    /// every stream kind's cursor in it decodes to the values written.
+    #[test]
+    fn a_state_file_of_todays_format_loads() {
+        let dir = tmpdir("fixture");
+        let name = "mimecast-fixture.json";
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(name),
+            include_str!("../../tests/fixtures/state-v1.json"),
+        )
+        .unwrap();
+        let (sink, log) = logger();
+        let store = StateStore::open(&dir, name, Some("2026-11-30"), log).unwrap();
+        let lines = sink.0.lock().unwrap().clone();
+        assert!(
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("resuming from saved positions")),
+            "{lines:?}"
+        );
+        let api: crate::sources::api_logs::Cursor = store.cursor("audit");
+        assert_eq!(api.done, 1_764_633_600_000);
+        assert_eq!(
+            api.seen,
+            [
+                (1_311_768_467_463_790_320, 1_764_633_590_000),
+                (u64::MAX, 1_764_633_599_000)
+            ]
+        );
+        let batch: crate::sources::siem_batch::Cursor = store.cursor("siem_cg/receipt");
+        assert_eq!((batch.file, batch.line), (3, 17));
+        assert_eq!(batch.list_token.as_deref(), Some("eyJwYWdlIjoyfQ=="));
+        assert_eq!(Vec::from(batch.recent.clone()), [1, 0x0123_4567_89ab_cdef]);
+        assert!(crate::sources::siem_stream::saved_cursor_reads(
+            &store,
+            "siem_ci/stream"
+        ));
+        assert!(crate::sources::threat_intel::saved_cursor_reads(
+            &store,
+            "threat_intel/malware_grid"
+        ));
+        // Written back as it was read: the same cursors, byte for byte.
+        let original: Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/state-v1.json")).unwrap();
+        for (key, saved) in original["cursors"].as_object().unwrap() {
+            assert_eq!(store.get(key).as_deref(), saved.as_str(), "{key}");
+        }
+        assert_eq!(
+            crate::state::cursor::encode(&batch),
+            original["cursors"]["siem_cg/receipt"].as_str().unwrap()
+        );
+        assert_eq!(
+            crate::state::cursor::encode(&api),
+            original["cursors"]["audit"].as_str().unwrap()
+        );
+    }
+
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("mc-state-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -304,7 +398,7 @@ mod tests {
         let e = StateStore::open(Path::new("/proc/mimecast-state"), "a.json", None, log)
             .err()
             .unwrap();
-        assert!(e.starts_with("property 'state_dir'"), "{e}");
+        assert!(e.to_string().starts_with("property 'state_dir'"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! One plugin instance: the thread that pulls its sources, and the collect/cleanup side that
+//! hands their records to Fluent Bit and commits the positions they complete.
+//!
+//! Each instance owns one thread running a single-threaded tokio runtime that pulls every
+//! selected source concurrently (`sources::run_all`); the host's collect takes what the
+//! hand-off holds, and the cleanup callback reports it delivered.
+
+use crate::config::Config;
+use crate::ffi::buffer::HostBuf;
+use crate::handoff::{lock, Commit};
+use crate::log::Logger;
+use crate::mimecast::client::Client;
+use crate::sources::context::SourceCtx;
+use crate::state::StateStore;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+struct Outstanding {
+    ptr: usize,
+    cap: usize,
+    bytes: usize,
+    commits: Vec<Commit>,
+}
+
+pub struct Instance {
+    pub name: String,
+    pub log: Logger,
+    outstanding: Mutex<Option<Outstanding>>,
+    state: Arc<StateStore>,
+    stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    ctx: Arc<SourceCtx>,
+}
+
+impl Instance {
+    /// Opens the instance's saved positions (the state file named after what it collects)
+    /// and starts pulling: everything Init does once the properties are valid.
+    pub fn open(name: &str, cfg: Config, log: Logger) -> Result<Arc<Instance>, InstanceError> {
+        let file = crate::state::file_name(&cfg.base_url, &cfg.client_id, &cfg.selection());
+        let store = StateStore::open(
+            &cfg.state_dir,
+            &file,
+            cfg.state_reset.as_deref(),
+            log.clone(),
+        )
+        .map_err(|e| InstanceError::State(e.to_string()))?;
+        Instance::start(name, cfg, log, Arc::new(store)).map_err(InstanceError::Start)
+    }
+
+    /// Starts pulling. Fails only if the HTTP client or the thread cannot be created.
+    pub fn start(
+        name: &str,
+        cfg: Config,
+        log: Logger,
+        state: Arc<StateStore>,
+    ) -> Result<Arc<Instance>, String> {
+        let client = Client::new(&cfg)
+            .map_err(|e| e.to_string())?
+            .with_log(log.clone());
+        let ctx = Arc::new(SourceCtx::new(cfg, client, log.clone(), state.clone()));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let run_ctx = ctx.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-pull"))
+            .spawn(move || run(run_ctx, stop_rx))
+            .map_err(|e| format!("cannot start the pulling thread: {e}"))?;
+        Ok(Arc::new(Instance {
+            name: name.to_string(),
+            log,
+            outstanding: Mutex::new(None),
+            state,
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+            ctx,
+        }))
+    }
+
+    /// Hands over what is ready (at most `buffer_max_size` bytes) without waiting. `None` =
+    /// nothing.
+    pub fn collect(&self) -> Option<HostBuf> {
+        // While the host holds the previous buffer (it always releases it before the next
+        // collect), the hand-off gives nothing, so its commits are never lost track of.
+        let mut out = lock(&self.outstanding);
+        let (buf, commits) = self.ctx.handoff.take();
+        let Some(buf) = buf else {
+            // Nothing to deliver, and everything before it was delivered already: the
+            // positions are true now.
+            self.state
+                .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+            return None;
+        };
+        self.log.debug(format_args!(
+            "collect: handing over {} bytes of records",
+            buf.len()
+        ));
+        *out = Some(Outstanding {
+            ptr: buf.as_slice().as_ptr() as usize,
+            cap: buf.capacity(),
+            bytes: buf.len(),
+            commits,
+        });
+        Some(buf)
+    }
+
+    /// Takes back the buffer the host released: it collects the next records.
+    pub fn recycle(&self, buf: HostBuf) {
+        self.ctx.handoff.give_back(buf);
+    }
+
+    /// The host appended the buffer at `ptr`: its records are Fluent Bit's now. Returns
+    /// None if `ptr` is not the buffer we handed out, else the buffer's capacity.
+    pub fn delivered(&self, ptr: usize) -> Option<usize> {
+        let out = lock(&self.outstanding).take();
+        match out {
+            Some(o) if o.ptr == ptr => {
+                self.ctx.metrics.delivered(o.bytes as u64);
+                self.state
+                    .apply(o.commits.into_iter().map(|c| (c.key, c.cursor)));
+                Some(o.cap)
+            }
+            other => {
+                *lock(&self.outstanding) = other;
+                None
+            }
+        }
+    }
+
+    /// The instance's figures (for metrics).
+    pub fn metrics(&self) -> crate::metrics::Snapshot {
+        self.ctx.metrics.snapshot()
+    }
+
+    pub fn state(&self) -> &StateStore {
+        &self.state
+    }
+
+    /// Asks the pulling thread to stop (PreExit); does not wait.
+    pub fn begin_shutdown(&self) {
+        if let Some(tx) = lock(&self.stop).as_ref() {
+            let _ = tx.send(true);
+        }
+        self.ctx.handoff.close();
+    }
+
+    /// Stops pulling and joins the thread (Exit / Unregister). Idempotent.
+    pub fn shutdown(&self) {
+        self.begin_shutdown();
+        lock(&self.stop).take();
+        let t = lock(&self.thread).take();
+        if let Some(t) = t {
+            if t.join().is_err() {
+                self.log
+                    .error("the pulling thread ended with an internal error");
+            }
+        }
+        self.log.debug("stopped");
+    }
+}
+
+fn run(ctx: Arc<SourceCtx>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            ctx.log
+                .error(format_args!("cannot start the async runtime: {e}"));
+            return;
+        }
+    };
+    rt.block_on(async {
+        let work = async {
+            if ctx.cfg.startup_check {
+                startup_check(&ctx).await;
+            }
+            crate::sources::run_all(ctx.clone()).await
+        };
+        tokio::select! {
+            _ = work => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    });
+    // Dropping the runtime cancels every request in flight before the thread ends.
+    drop(rt);
+}
+
+/// The start-up check (`startup_check on`): one table line per source, in the log.
+async fn startup_check(ctx: &SourceCtx) {
+    match crate::probe::check(&ctx.cfg, false).await {
+        Ok(probes) => {
+            for p in &probes {
+                let line = format!(
+                    "startup check: {:<18} {:<28} {}",
+                    p.source,
+                    p.verdict.label(),
+                    p.detail
+                );
+                if p.verdict == crate::probe::Verdict::Ok {
+                    ctx.log.info(line);
+                } else {
+                    ctx.log.error(line);
+                }
+            }
+        }
+        Err(e) => ctx
+            .log
+            .error(format_args!("startup check could not run: {e}")),
+    }
+}
+
+/// Why an instance could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// The state directory or file is unusable: a configuration problem.
+    #[error("invalid configuration: {0}")]
+    State(String),
+    /// The HTTP client or the pulling thread could not be created.
+    #[error("cannot start: {0}")]
+    Start(String),
+}
