@@ -15,21 +15,26 @@ pub struct Plugin {
 }
 
 /// Builds the plugin's shared library (cargo test compiles the library only as an rlib for
-/// linking the tests), once per test process, with this test's profile and target directory.
-fn built_plugin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
+/// linking the tests), once per test process and profile, in this test's target directory:
+/// with this test's profile, or in release where a test measures what operators run.
+fn built_plugin(release: bool) -> PathBuf {
+    static BUILT: [std::sync::OnceLock<PathBuf>; 2] =
+        [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+    BUILT[usize::from(release)]
         .get_or_init(|| {
             let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe
+            let test_profile_dir = exe
                 .parent()
                 .and_then(|deps| deps.parent())
                 .expect("target/<profile>")
                 .to_path_buf();
-            let target_dir = profile_dir
+            let target_dir = test_profile_dir
                 .parent()
                 .expect("target directory")
                 .to_path_buf();
+            let release =
+                release || test_profile_dir.file_name().and_then(|n| n.to_str()) == Some("release");
+            let profile_dir = target_dir.join(if release { "release" } else { "debug" });
             let mut cmd = std::process::Command::new(
                 std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
             );
@@ -59,7 +64,7 @@ fn built_plugin() -> PathBuf {
                 .arg("--target-dir")
                 .arg(&target_dir)
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
-            if profile_dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            if release {
                 cmd.arg("--release");
             }
             let status = cmd.status().expect("run cargo build for the plugin");
@@ -72,9 +77,18 @@ fn built_plugin() -> PathBuf {
 }
 
 impl Plugin {
+    /// A private copy of the plugin built with this test's profile.
     pub fn copy() -> Plugin {
+        Plugin::copy_of(built_plugin(false))
+    }
+
+    /// A private copy of the release build: for what depends on the plugin's speed.
+    pub fn release() -> Plugin {
+        Plugin::copy_of(built_plugin(true))
+    }
+
+    fn copy_of(built: PathBuf) -> Plugin {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let built = built_plugin();
         let dir = std::env::temp_dir().join(format!("mimecast-e2e-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!(
