@@ -154,7 +154,10 @@ use std::mem::offset_of;
 /// The slot that tells the layouts apart: the Ctx collect callback from 4.1 on, the cleanup
 /// callback before.
 const LAYOUT_SLOT: usize = offset_of!(Plugin4_1, cb_collect_ctx);
-const _: () = assert!(LAYOUT_SLOT == offset_of!(Plugin2_0, cb_cleanup));
+const _: () = assert!(
+    LAYOUT_SLOT == offset_of!(Plugin2_0, cb_cleanup)
+        && LAYOUT_SLOT + std::mem::size_of::<usize>() <= std::mem::size_of::<Plugin2_0>()
+);
 // The fields Init reads sit at the same offsets in both layouts.
 const API: usize = offset_of!(Plugin2_0, api);
 const I_INS: usize = offset_of!(Plugin2_0, i_ins);

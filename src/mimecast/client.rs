@@ -145,7 +145,7 @@ impl Client {
 
     /// Sends a request built by `build` with the bearer token, retrying what the error's own
     /// classification says can be retried: up to `backoff.attempts` more times, after the
-    /// back-off delay (or, for a 429, after the wait the gate imposes on every stream).
+    /// back-off delay (or, after a data call's 429, the wait the gate imposes on every stream).
     pub async fn call(
         &self,
         what: &str,
@@ -171,8 +171,11 @@ impl Client {
                 return Err(e);
             }
             self.metrics.retry();
-            if self.gate.wait_time().is_none() {
-                // A 429 closed the gate: its wait, at the top of the loop, is the back-off.
+            let own_429 =
+                matches!(e, ApiError::RateLimited { .. }) && self.gate.wait_time().is_some();
+            if !own_429 {
+                // After this attempt's own 429 the gate's wait, at the top of the loop, is the
+                // back-off; every other failure (a token request's 429 too) backs off here.
                 tokio::time::sleep(self.backoff.delay(attempt)).await;
             }
             attempt += 1;

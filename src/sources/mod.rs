@@ -103,6 +103,9 @@ pub trait Stream: Send {
 pub enum Outcome {
     /// More is waiting: poll again at once.
     More,
+    /// Nothing was read and nothing failed that the log should hear of (the stream reset
+    /// its own position and said why): poll again at once.
+    Again,
     /// Caught up with the API (reported in the stream's figures): poll again after
     /// `poll_interval`.
     CaughtUp,
@@ -251,6 +254,7 @@ async fn run_stream(mut stream: Box<dyn Stream>, ctx: Arc<SourceCtx>) {
                 ctx.log.stream_ok(key);
                 continue;
             }
+            Ok(Outcome::Again) => continue,
             Ok(Outcome::CaughtUp) => {
                 ctx.metrics.progress(key, true, 0);
                 ctx.log.stream_ok(key);

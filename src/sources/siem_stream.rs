@@ -72,7 +72,7 @@ impl Stream for EventStream {
                         self.key
                     ));
                     self.cur.next = None;
-                    Ok(Outcome::More)
+                    Ok(Outcome::Again)
                 }
                 other => other,
             }
