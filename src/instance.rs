@@ -42,8 +42,7 @@ impl Instance {
             &file,
             cfg.state_reset.as_deref(),
             log.clone(),
-        )
-        .map_err(|e| InstanceError::State(e.to_string()))?;
+        )?;
         Instance::start(name, cfg, log, Arc::new(store)).map_err(InstanceError::Start)
     }
 
@@ -214,7 +213,7 @@ async fn startup_check(ctx: &SourceCtx) {
 pub enum InstanceError {
     /// The state directory or file is unusable: a configuration problem.
     #[error("invalid configuration: {0}")]
-    State(String),
+    State(#[from] crate::state::StateError),
     /// The HTTP client or the pulling thread could not be created.
     #[error("cannot start: {0}")]
     Start(String),

@@ -84,22 +84,50 @@ impl Source for ThreatIntel {
                 .first()
                 .map(String::as_str)
                 .unwrap_or("malware_customer");
-            let body = json!({"data": [{"feedType": feed, "fileType": "stix", "start": fmt_time(now - 3_600_000), "end": fmt_time(now)}]});
-            let (_, bytes) = client
-                .call("threat_intel check", |http, base| {
-                    http.post(format!("{base}{PATH}")).json(&body)
-                })
-                .await?;
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            match fail_in_200(&v) {
-                Some(ApiError::FailIn200 { detail, .. }) if detail.contains("No results") => {
-                    Ok(Found::first(None, sample))
-                }
-                Some(e) => Err(e.into()),
-                None => Ok(Found::first(stix_records(&v).into_iter().next(), sample)),
-            }
+            let data0 = json!({"feedType": feed, "fileType": "stix", "start": fmt_time(now - 3_600_000), "end": fmt_time(now)});
+            let answer = ask(client, "threat_intel check", data0).await?;
+            let first = match (answer.empty, &answer.json) {
+                (false, Some(v)) => stix_records(v).into_iter().next(),
+                _ => None,
+            };
+            Ok(Found::first(first, sample))
         })
     }
+}
+
+/// One answer of the feed endpoint.
+struct Answer {
+    headers: reqwest::header::HeaderMap,
+    bytes: bytes::Bytes,
+    /// The body as JSON, if it is (a STIX bundle, or a failure).
+    json: Option<Value>,
+    /// A failure in place of a file: the window has no results. Other failures are errors.
+    empty: bool,
+}
+
+/// Asks the feed endpoint for the file `data0` names.
+async fn ask(client: &Client, what: &str, data0: Value) -> Result<Answer, ApiError> {
+    let body = json!({ "data": [data0] });
+    let (headers, bytes) = client
+        .call(what, |http, base| {
+            http.post(format!("{base}{PATH}")).json(&body)
+        })
+        .await?;
+    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let failure = json
+        .as_ref()
+        .filter(|v| v.get("fail").is_some() && v.get("objects").is_none());
+    match failure.and_then(fail_in_200) {
+        Some(ApiError::FailIn200 { detail, .. }) if detail.contains("No results") => {}
+        Some(e) => return Err(e),
+        None => {}
+    }
+    Ok(Answer {
+        empty: failure.is_some(),
+        headers,
+        bytes,
+        json,
+    })
 }
 
 /// One feed: a stream named `threat_intel/<feed>`.
@@ -254,33 +282,16 @@ async fn read_feed(
             None => json!({"feedType": feed, "fileType": ctx.cfg.threat_intel_format,
                            "start": fmt_time(cur.done), "end": fmt_time(cur.window_end)}),
         };
-        let body = json!({"data": [data0]});
-        let (headers, bytes) = ctx
-            .client
-            .call(&format!("{key} {PATH}"), |http, base| {
-                http.post(format!("{base}{PATH}")).json(&body)
-            })
-            .await?;
-        let parsed: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if let Some(v) = parsed
-            .as_ref()
-            .filter(|v| v.get("fail").is_some() && v.get("objects").is_none())
-        {
-            match fail_in_200(v) {
-                Some(ApiError::FailIn200 { detail, .. }) if detail.contains("No results") => {
-                    // Nothing in this window: it is done.
-                }
-                Some(e) => return Err(e.into()),
-                None => {}
-            }
-        } else {
+        let answer = ask(&ctx.client, &format!("{key} {PATH}"), data0).await?;
+        // An answer that says the window has no results: it is done.
+        if !answer.empty {
             let records =
                 if stix {
-                    stix_records(&parsed.ok_or_else(|| {
+                    stix_records(answer.json.as_ref().ok_or_else(|| {
                         ApiError::Decode(format!("{key}: STIX bundle is not JSON"))
                     })?)
                 } else {
-                    csv_records(&String::from_utf8_lossy(&bytes))
+                    csv_records(&String::from_utf8_lossy(&answer.bytes))
                 };
             for r in &records {
                 let id = r
@@ -299,7 +310,8 @@ async fn read_feed(
                 );
             }
         }
-        let next = headers
+        let next = answer
+            .headers
             .get("x-mc-threat-feed-next-token")
             .and_then(|h| h.to_str().ok())
             .filter(|t| !t.is_empty() && Some(*t) != cur.token.as_deref())

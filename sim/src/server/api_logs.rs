@@ -1,7 +1,7 @@
 //! The time-windowed `POST /api/...` log endpoints (audit, TTP, DLP, held-release, archive):
 //! one handler, driven by each endpoint's `ApiSpec` (reference §4.6-4.15).
 
-use super::api_request::{parse_api, window, ApiReq};
+use super::api_request::{request, window, ApiReq};
 use super::common::{api_invalid, b64, json_resp, unb64};
 use super::{Checked, Ctx, Resp};
 use crate::faults::FaultKind;
@@ -90,16 +90,9 @@ struct Window {
 impl ApiSpec {
     /// Answers one request to this endpoint.
     pub(super) fn answer(&self, cx: &Ctx, body: &[u8]) -> Resp {
-        let req = match parse_api(body) {
+        let req = match request(body) {
             Ok(r) => r,
-            Err(m) => {
-                return api_invalid(
-                    StatusCode::BAD_REQUEST,
-                    &json!({}),
-                    "err_validation_invalid_request",
-                    &m,
-                )
-            }
+            Err(resp) => return *resp,
         };
         if let Some(r) = fail_in_200(cx, &req) {
             return r;

@@ -2,7 +2,9 @@
 //! `{"meta":{"pagination":{"pageSize","pageToken"}},"data":[{...}]}`, and its time window
 //! (reference §3, §9).
 
-use super::common::parse_ts;
+use super::common::{api_invalid, parse_ts};
+use super::Resp;
+use hyper::StatusCode;
 use serde_json::{json, Value};
 
 pub(super) struct ApiReq {
@@ -13,7 +15,19 @@ pub(super) struct ApiReq {
     pub(super) token: Option<String>,
 }
 
-pub(super) fn parse_api(body: &[u8]) -> Result<ApiReq, String> {
+/// The request, or the 400 the API answers a malformed one with.
+pub(super) fn request(body: &[u8]) -> Result<ApiReq, Box<Resp>> {
+    parse_api(body).map_err(|m| {
+        Box::new(api_invalid(
+            StatusCode::BAD_REQUEST,
+            &json!({}),
+            "err_validation_invalid_request",
+            &m,
+        ))
+    })
+}
+
+fn parse_api(body: &[u8]) -> Result<ApiReq, String> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("malformed JSON: {e}"))?;
     let data = v.get("data").ok_or("missing field: data")?;
     let data0 = match data {

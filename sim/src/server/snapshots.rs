@@ -2,7 +2,7 @@
 //! summary (one snapshot of what is held now), and the dashboard notifications
 //! (reference §4.11, §4.12, §4.17).
 
-use super::api_request::{parse_api, window};
+use super::api_request::{request, window};
 use super::common::{api_invalid, b64, json_resp, unb64};
 use super::{Ctx, Resp};
 use crate::model::{self, EventKey};
@@ -22,16 +22,9 @@ fn held_now(st: &State, now: i64) -> Vec<(EventKey, i64)> {
 /// `POST /api/gateway/get-hold-message-list`: the held messages in `start`/`end` (default:
 /// the last 3 days), a page at a time; the token `h1:<ts>` resumes below a timestamp.
 pub(super) fn hold_list(cx: &Ctx, body: &[u8]) -> Resp {
-    let req = match parse_api(body) {
+    let req = match request(body) {
         Ok(r) => r,
-        Err(m) => {
-            return api_invalid(
-                StatusCode::BAD_REQUEST,
-                &json!({}),
-                "err_validation_invalid_request",
-                &m,
-            )
-        }
+        Err(resp) => return *resp,
     };
     let now = cx.now();
     let (from, to) = match window(&req.data0, "start", "end", 3, now) {
