@@ -72,6 +72,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "state_reset", default: None, parse: parse::state_reset, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
     Property { name: "startup_check", default: Some("off"), parse: parse::startup_check, description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
     Property { name: "buffer_max_size", default: Some("32M"), parse: parse::buffer_max_size, description: "Most bytes of records handed to Fluent Bit per collect, and the size of the one buffer the records wait in (k, M suffixes; 64k-64M)." },
+    Property { name: "requests_per_second", default: Some("0"), parse: parse::requests_per_second, description: "Most requests per second this plugin sends to the Mimecast API for one client id, across all its instances and sources (token requests included, batch-file downloads not), e.g. 0.5 for 30 a minute; when instances differ, the lowest applies. 0: no cap of our own (429s are still honoured)." },
     Property { name: "batch_concurrency", default: Some("4"), parse: parse::batch_concurrency, description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 4 MiB per instance (1-16)." },
 ];
 
@@ -98,6 +99,8 @@ pub struct Config {
     pub threat_intel_feeds: Vec<String>,
     pub threat_intel_format: String,
     pub startup_check: bool,
+    /// Our own cap on requests per second per client id (None: none).
+    pub requests_per_second: Option<f64>,
     /// Proxy URL; may carry credentials, so it is kept secret.
     pub proxy: Option<SecretString>,
 }
@@ -333,6 +336,17 @@ mod parse {
         d.c.page_size = whole(v, 1, 500, e) as u32;
     }
 
+    pub fn requests_per_second(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        let v = v.unwrap_or_default();
+        match v.trim().parse::<f64>() {
+            Ok(0.0) => d.c.requests_per_second = None,
+            Ok(r) if (0.01..=1000.0).contains(&r) => d.c.requests_per_second = Some(r),
+            _ => e.push(format!(
+                "'{v}' is not a rate from 0.01 to 1000 requests per second (e.g. 0.5 for 30 a minute), or 0 for no cap"
+            )),
+        }
+    }
+
     pub fn batch_concurrency(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
         d.c.batch_concurrency = whole(v, 1, 16, e);
     }
@@ -428,6 +442,7 @@ impl Draft {
                 threat_intel_feeds: Vec::new(),
                 threat_intel_format: String::new(),
                 startup_check: false,
+                requests_per_second: None,
                 proxy: None,
             },
             secret: None,
@@ -665,6 +680,23 @@ mod tests {
             assert!(all.contains(needle), "missing {needle} in:\n{all}");
         }
         assert_eq!(e.len(), 8, "{all}");
+    }
+
+    #[test]
+    fn request_budget_is_off_by_default_and_validated() {
+        let base = [("client_id", "id"), ("client_secret", "s")];
+        assert_eq!(cfg(&base).unwrap().requests_per_second, None);
+        let with = |v: &str| cfg(&[base[0], base[1], ("requests_per_second", v)]);
+        assert_eq!(with("0.5").unwrap().requests_per_second, Some(0.5));
+        assert_eq!(with(" 20 ").unwrap().requests_per_second, Some(20.0));
+        assert_eq!(with("0").unwrap().requests_per_second, None);
+        for bad in ["-1", "0.001", "5000", "nan", "inf", "20/m", ""] {
+            let e = with(bad).unwrap_err().join("\n");
+            assert!(
+                e.contains("'requests_per_second'") && e.contains("0.5 for 30 a minute"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct Snapshot {
     pub requests: BTreeMap<(String, u16), u64>,
     pub retries: u64,
     pub rate_limit_waits: u64,
+    /// Requests held back by the `requests_per_second` budget, and for how long in all.
+    pub budget_waits: u64,
+    pub budget_wait_seconds: f64,
     /// error kind -> count
     pub errors: BTreeMap<String, u64>,
     pub bytes: u64,
@@ -56,6 +59,13 @@ impl Metrics {
 
     pub fn rate_limit_wait(&self) {
         self.with(|s| s.rate_limit_waits += 1);
+    }
+
+    pub fn budget_wait(&self, waited: std::time::Duration) {
+        self.with(|s| {
+            s.budget_waits += 1;
+            s.budget_wait_seconds += waited.as_secs_f64();
+        });
     }
 
     pub fn error(&self, kind: &str) {
@@ -117,10 +127,12 @@ pub fn summary_line(s: &Snapshot, now_ms: i64) -> String {
         .map(|(_, n)| n)
         .sum();
     format!(
-        "metrics: {}; {requests} requests ({failed} failed), {} retries, {} rate-limit waits, {} bytes delivered",
+        "metrics: {}; {requests} requests ({failed} failed), {} retries, {} rate-limit waits, {} budget waits ({:.1}s), {} bytes delivered",
         if parts.is_empty() { "no records yet".into() } else { parts.join("; ") },
         s.retries,
         s.rate_limit_waits,
+        s.budget_waits,
+        s.budget_wait_seconds,
         s.bytes
     )
 }
@@ -140,6 +152,8 @@ mod tests {
         m.request("batch_file", 0);
         m.retry();
         m.rate_limit_wait();
+        m.budget_wait(std::time::Duration::from_millis(250));
+        m.budget_wait(std::time::Duration::from_millis(500));
         m.delivered(4096);
         let s = m.snapshot();
         assert_eq!(s.sources["siem_cg"].records, 15);
@@ -150,7 +164,9 @@ mod tests {
             "{line}"
         );
         assert!(
-            line.contains("3 requests (2 failed), 1 retries, 1 rate-limit waits, 4096 bytes"),
+            line.contains(
+                "3 requests (2 failed), 1 retries, 1 rate-limit waits, 2 budget waits (0.8s), 4096 bytes"
+            ),
             "{line}"
         );
     }

@@ -131,7 +131,12 @@ pub(crate) struct Stats {
     pub(crate) by_endpoint: HashMap<String, HashMap<u16, u64>>,
     /// Per endpoint, counted as requests arrive and as their answers become ready.
     pub(crate) flow: HashMap<&'static str, Flow>,
+    /// When the latest requests arrived, and at which endpoint (the newest `ARRIVALS_KEPT`).
+    pub(crate) arrived_at: std::collections::VecDeque<(std::time::Instant, &'static str)>,
 }
+
+/// How many arrival times the simulator keeps (enough for any test, bounded for long demos).
+pub(crate) const ARRIVALS_KEPT: usize = 100_000;
 
 #[derive(Default, Clone, Copy)]
 pub(crate) struct Flow {
@@ -404,6 +409,16 @@ impl Sim {
     /// this count cannot.
     pub fn arrivals(&self, endpoint: &str) -> u64 {
         self.flow(endpoint).arrived
+    }
+
+    /// When each of the latest requests arrived (before any fault or answer), oldest first, with
+    /// its endpoint's name: what a client's pacing looks like from the server's side.
+    pub fn arrival_times(&self) -> Vec<(std::time::Instant, &'static str)> {
+        faults::lock(&self.state.stats)
+            .arrived_at
+            .iter()
+            .copied()
+            .collect()
     }
 
     fn flow(&self, endpoint: &str) -> Flow {

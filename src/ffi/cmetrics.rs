@@ -26,6 +26,8 @@ const DEFS: &[(&str, &str, bool, &[&str])] = &[
     ("mimecast_requests_total", "Requests to the Mimecast API and batch-file storage, by path and HTTP status (0: no answer).", true, &["endpoint", "status"]),
     ("mimecast_retries_total", "Requests retried.", true, &[]),
     ("mimecast_rate_limit_waits_total", "Waits imposed by Mimecast rate limits (429 or an exhausted quota).", true, &[]),
+    ("mimecast_budget_waits_total", "Requests held back by the requests_per_second budget.", true, &[]),
+    ("mimecast_budget_wait_seconds_total", "Time requests spent waiting for the requests_per_second budget.", true, &[]),
     ("mimecast_errors_total", "Failures by kind.", true, &["kind"]),
     ("mimecast_bytes_total", "Bytes of records handed to Fluent Bit.", true, &[]),
     ("mimecast_lag_seconds", "Now minus the newest event time seen, per source.", false, &["source"]),
@@ -179,6 +181,12 @@ impl CmtPublisher {
         self.set(
             "mimecast_rate_limit_waits_total",
             s.rate_limit_waits as f64,
+            &[],
+        );
+        self.set("mimecast_budget_waits_total", s.budget_waits as f64, &[]);
+        self.set(
+            "mimecast_budget_wait_seconds_total",
+            s.budget_wait_seconds,
             &[],
         );
         self.set("mimecast_bytes_total", s.bytes as f64, &[]);

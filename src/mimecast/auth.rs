@@ -108,6 +108,7 @@ impl Client {
             })?;
         let origin = self.origin.as_str();
         let path = req.url().path().to_string();
+        self.spend_budget().await;
         let resp = match self.http.execute(req).await {
             Ok(r) => r,
             Err(e) => {

@@ -1,12 +1,14 @@
 //! The Mimecast API 2.0 HTTP client: bearer-token calls (token in `auth`), one retry loop
 //! driven by each error's own classification (capped exponential backoff with jitter), and one
 //! back-off gate per client id shared by every instance and source in the process, so a 429
-//! pauses them all. Errors are in `error`, the transport (TLS, proxy) in `tls`.
+//! pauses them all, and one request budget per client id (`budget`) that paces them before a
+//! request leaves. Errors are in `error`, the transport (TLS, proxy) in `tls`.
 
 pub use super::error::{describe, error_detail, fail_in_200, transport_error, ApiError};
 pub use super::tls::SetupError;
 
 use super::auth::TokenState;
+use super::budget::Budget;
 use super::error::{network_cause, rate_cause, server_cause, Cause};
 use crate::config::Config;
 use crate::log::{Logger, Scope};
@@ -76,6 +78,7 @@ pub struct Client {
     pub(super) secret: SecretString,
     pub(super) token: tokio::sync::Mutex<TokenState>,
     gate: Arc<Gate>,
+    budget: Budget,
     /// Where failures are logged as they happen (the plugin's instance); tools have none and
     /// report the errors returned.
     pub(super) log: Option<Logger>,
@@ -107,6 +110,10 @@ impl Client {
             secret: cfg.client_secret.clone(),
             token: tokio::sync::Mutex::new(TokenState::default()),
             gate: gate_for(&format!("{}|{}", cfg.base_url, cfg.client_id)),
+            budget: Budget::join(
+                &format!("{}|{}", cfg.base_url, cfg.client_id),
+                cfg.requests_per_second,
+            ),
             log: None,
             metrics: Arc::default(),
             backoff: Backoff {
@@ -133,6 +140,14 @@ impl Client {
     pub(super) fn note(&self, scope: Scope<'_>, cause: &Cause) {
         if let Some(log) = &self.log {
             log.failure(&cause.key, scope, cause.level, &cause.text, cause.advice);
+        }
+    }
+
+    /// Waits for this client id's next request slot (`requests_per_second`), counting the wait.
+    pub(super) async fn spend_budget(&self) {
+        let waited = self.budget.take().await;
+        if !waited.is_zero() {
+            self.metrics.budget_wait(waited);
         }
     }
 
@@ -203,6 +218,7 @@ impl Client {
             })?;
         let path = req.url().path().to_string();
         let origin = self.origin.as_str();
+        self.spend_budget().await;
         let resp = match self.http.execute(req).await {
             Ok(r) => r,
             Err(e) => {

@@ -236,6 +236,12 @@ async fn handle(
         flow.arrived += 1;
         flow.in_flight += 1;
         flow.peak = flow.peak.max(flow.in_flight);
+        if stats.arrived_at.len() >= crate::ARRIVALS_KEPT {
+            stats.arrived_at.pop_front();
+        }
+        stats
+            .arrived_at
+            .push_back((std::time::Instant::now(), ep.name));
     }
     // Counted out even if the client goes away while the answer is prepared.
     struct Out<'a>(&'a State, &'static str);
