@@ -63,6 +63,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "threat_intel_feeds", default: Some("malware_customer, malware_grid"), parse: parse::threat_intel_feeds, description: "Threat-intel feeds to collect." },
     Property { name: "threat_intel_format", default: Some("stix"), parse: parse::threat_intel_format, description: "stix (one record per indicator, related objects resolved) or csv (one record per row)." },
     Property { name: "poll_interval", default: Some("5m"), parse: parse::poll_interval, description: "Wait between polls once a source has caught up (s, m, h, d suffixes)." },
+    Property { name: "awareness_interval", default: Some("12h"), parse: parse::awareness_interval, description: "How often the awareness_* sources take a snapshot (their data changes slowly; SAFE scores are recalculated daily), kept across restarts (5m to 7d)." },
     Property { name: "initial_lookback", default: Some("24h"), parse: parse::initial_lookback, description: "How far back the first run starts; each source caps it at its API retention (7d for SIEM batch)." },
     Property { name: "page_size", default: Some("100"), parse: parse::page_size, description: "Items per API page (1-500)." },
     Property { name: "request_timeout", default: Some("30s"), parse: parse::request_timeout, description: "Timeout of one HTTP request, including a batch file download." },
@@ -88,6 +89,7 @@ pub struct Config {
     pub siem_mode: SiemMode,
     pub poll_interval: Duration,
     pub initial_lookback: Duration,
+    pub awareness_interval: Duration,
     pub page_size: u32,
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
@@ -312,6 +314,10 @@ mod parse {
         d.c.poll_interval = duration(v, 1, 86_400, e);
     }
 
+    pub fn awareness_interval(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        d.c.awareness_interval = duration(v, 300, 7 * 86_400, e);
+    }
+
     pub fn initial_lookback(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
         d.c.initial_lookback = duration(v, 0, 60 * 86_400, e);
     }
@@ -431,6 +437,7 @@ impl Draft {
                 siem_mode: SiemMode::Batch,
                 poll_interval: Duration::ZERO,
                 initial_lookback: Duration::ZERO,
+                awareness_interval: Duration::ZERO,
                 page_size: 0,
                 request_timeout: Duration::ZERO,
                 ca_file: None,

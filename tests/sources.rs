@@ -17,6 +17,7 @@ const API_SOURCES: &[(&str, &str)] = &[
     ("archive_search", "createTime"),
     ("search_logs", "createTime"),
     ("archive_view", "viewed"),
+    ("rejections", "created"),
 ];
 
 fn by_source(recs: &[Record]) -> BTreeMap<String, Vec<&Record>> {
@@ -313,8 +314,8 @@ fn siem_stream_mode_drops_repeated_events() {
 #[test]
 fn permission_licence_and_function_errors_name_the_fix() {
     let sim = sim_with(|c| {
-        c.clients[0].forbidden = vec!["audit".into()];
-        c.unlicensed = vec!["ttp_url".into()];
+        c.clients[0].forbidden = vec!["audit".into(), "rejections".into()];
+        c.unlicensed = vec!["ttp_url".into(), "awareness_performance".into()];
     });
     sim.add_fault(
         FaultRule::new(
@@ -333,7 +334,10 @@ fn permission_licence_and_function_errors_name_the_fix() {
     host.add_instance(spec(
         &sim,
         &[
-            ("sources", "audit,ttp_url,dlp,archive_view"),
+            (
+                "sources",
+                "audit,ttp_url,dlp,archive_view,rejections,awareness_performance",
+            ),
             ("initial_lookback", "1h"),
         ],
     ))
@@ -364,6 +368,15 @@ fn permission_licence_and_function_errors_name_the_fix() {
     );
     assert!(
         logs.contains("ttp_url: HTTP 404") && logs.contains("remove 'ttp_url' from sources"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("rejections: HTTP 403") && logs.contains("'Monitoring | Rejections | Read'"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("awareness_performance: HTTP 404")
+            && logs.contains("remove 'awareness_performance' from sources"),
         "{logs}"
     );
     assert!(logs.contains("Simulated outage"), "{logs}");
@@ -422,4 +435,297 @@ fn all_sources_in_one_configuration_are_told_apart() {
             .collect::<Vec<_>>()
     );
     assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+/// Seconds since the epoch of an `/api/...` time text.
+fn secs_of(text: &str) -> i64 {
+    fluent_bit_mimecast::encode::parse_time_text(text)
+        .map(|t| t.as_second())
+        .unwrap_or(-1)
+}
+
+#[test]
+fn remediation_incidents_are_emitted_once_per_change() {
+    let sim = sim_with(|c| {
+        c.rates.insert("remediation".into(), 300);
+    });
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(
+        &sim,
+        &[
+            ("sources", "remediation"),
+            ("initial_lookback", "3h"),
+            ("page_size", "25"),
+        ],
+    ))
+    .unwrap();
+    let t0 = sim.now_ms();
+    let from = t0 - 3 * 3_600_000 + 15_000;
+    let want: BTreeSet<EventKey> = sim
+        .truth("remediation", from, t0 - 31_000)
+        .into_iter()
+        .collect();
+    // (incident, modified) of every record; the incident's key and creation (s) by id.
+    let versions = |recs: &[Record]| -> Vec<(EventKey, i64, i64)> {
+        recs.iter()
+            .filter_map(|r| {
+                let key = mimecast_sim::identity(&r.to_json())?;
+                let created = secs_of(r.str_field("create")?);
+                Some((key, created, secs_of(r.str_field("modified")?)))
+            })
+            .collect()
+    };
+    // The version an incident has at sim time `at` (s).
+    let latest = |key: EventKey, created: i64, at: i64| -> i64 {
+        match sim.remediation_change(key, created * 1000) {
+            Some(c) if c / 1000 <= at => c / 1000,
+            _ => created,
+        }
+    };
+    host.start();
+    let first = host.collected.wait_for(Duration::from_secs(60), |recs| {
+        let have: BTreeSet<EventKey> = versions(recs).iter().map(|v| v.0).collect();
+        want.is_subset(&have)
+    });
+    assert!(first, "every incident of the last 3 hours arrived");
+    // An hour passes: incidents of the last hour are changed (messages restored), and the
+    // plugin, reading the last 7 days again, emits each change once.
+    sim.advance(Duration::from_secs(3600));
+    let later = sim.now_ms() / 1000;
+    let changed = host.collected.wait_for(Duration::from_secs(60), |recs| {
+        let have: BTreeSet<(EventKey, i64)> = versions(recs).iter().map(|v| (v.0, v.2)).collect();
+        versions(recs)
+            .iter()
+            .filter(|v| want.contains(&v.0))
+            .all(|v| have.contains(&(v.0, latest(v.0, v.1, later))))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let c = host.stop();
+    let recs = c.snapshot();
+    let got = versions(&recs);
+    assert!(changed, "the changes of the last hour arrived");
+    let unique: BTreeSet<(EventKey, i64)> = got.iter().map(|v| (v.0, v.2)).collect();
+    assert_eq!(got.len(), unique.len(), "a version emitted twice");
+    let mut changed_after_start = 0;
+    for (key, created, modified) in &got {
+        let change = sim
+            .remediation_change(*key, created * 1000)
+            .map(|c| c / 1000);
+        assert!(
+            *modified == *created || Some(*modified) == change,
+            "{key:?}: modified {modified} is neither its creation nor its change"
+        );
+        // Read before the hour passed, changed during it: its first version came before.
+        if want.contains(key) && change.is_some_and(|c| c > t0 / 1000 + 30 && c <= later) {
+            changed_after_start += 1;
+            assert!(
+                unique.contains(&(*key, *created)),
+                "{key:?}: its version before the change is missing"
+            );
+        }
+    }
+    assert!(
+        changed_after_start > 0,
+        "no incident changed during the test"
+    );
+    for r in recs.iter().take(50) {
+        assert_eq!(
+            r.secs as i64,
+            secs_of(r.str_field("modified").unwrap_or("")),
+            "event time is the incident's last change"
+        );
+    }
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+#[test]
+fn email_queue_samples_arrive_once_each_with_their_direction() {
+    let sim = sim_with(|_| {});
+    let plugin = Plugin::copy();
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(
+        &sim,
+        &[("sources", "email_queues"), ("initial_lookback", "3h")],
+    ))
+    .unwrap();
+    let t0 = sim.now_ms();
+    let want: BTreeSet<(String, i64, u64)> = sim
+        .queue_samples(t0 - 3 * 3_600_000 + 15_000, t0 - 5_000)
+        .into_iter()
+        .flat_map(|(t, i, o)| {
+            [
+                ("inbound".to_string(), t / 1000, i),
+                ("outbound".into(), t / 1000, o),
+            ]
+        })
+        .collect();
+    let samples = |recs: &[Record]| -> Vec<(String, i64, u64)> {
+        recs.iter()
+            .filter_map(|r| {
+                Some((
+                    r.str_field("direction")?.to_string(),
+                    secs_of(r.str_field("date")?),
+                    r.get("count")?.as_u64()?,
+                ))
+            })
+            .collect()
+    };
+    host.start();
+    let ok = host.collected.wait_for(Duration::from_secs(30), |recs| {
+        want.is_subset(&samples(recs).into_iter().collect())
+    });
+    std::thread::sleep(Duration::from_secs(3)); // more polls: nothing again
+    let c = host.stop();
+    let recs = c.snapshot();
+    let got = samples(&recs);
+    assert!(
+        ok,
+        "missing samples: {:?}",
+        want.difference(&got.iter().cloned().collect()).next()
+    );
+    let unique: BTreeSet<_> = got.iter().cloned().collect();
+    assert_eq!(got.len(), unique.len(), "a sample emitted twice");
+    assert!(want.len() >= 2 * 17, "{} samples in 3 hours", want.len());
+    for r in &recs {
+        assert_eq!(r.secs as i64, secs_of(r.str_field("date").unwrap_or("")));
+    }
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+}
+
+/// The rows of one source in `recs`, by snapshot.
+fn snapshots_of<'a>(recs: &'a [Record], source: &str) -> BTreeMap<String, Vec<&'a Record>> {
+    let mut m: BTreeMap<String, Vec<&Record>> = BTreeMap::new();
+    for r in recs
+        .iter()
+        .filter(|r| r.str_field("mimecast_source") == Some(source))
+    {
+        m.entry(r.str_field("mimecast_snapshot").unwrap_or("").to_string())
+            .or_default()
+            .push(r);
+    }
+    m
+}
+
+#[test]
+fn awareness_snapshots_are_whole_and_kept_to_their_cadence_across_restarts() {
+    let sim = sim_with(|c| {
+        c.awareness_users = 40;
+        c.phishing_campaigns = 3;
+    });
+    let plugin = Plugin::copy();
+    let state = temp_dir("awareness-state");
+    let state = state.to_string_lossy().into_owned();
+    let props = [
+        (
+            "sources",
+            "awareness_performance,awareness_watchlist,awareness_safe_score,awareness_campaigns,awareness_campaign_users",
+        ),
+        ("page_size", "7"),
+        ("awareness_interval", "5m"),
+        ("state_dir", state.as_str()),
+    ];
+    // What each source's snapshot must hold: a key per row, from the simulator's tables.
+    let key_of = |r: &serde_json::Value, fields: &[&str]| -> String {
+        fields
+            .iter()
+            .map(|f| r.get(*f).map(|v| v.to_string()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let tables: [(&str, &str, &[&str]); 5] = [
+        ("awareness_performance", "performance", &["email"]),
+        ("awareness_watchlist", "watchlist", &["email"]),
+        ("awareness_safe_score", "safe_score", &["emailAddress"]),
+        ("awareness_campaigns", "campaigns", &["id"]),
+        (
+            "awareness_campaign_users",
+            "campaign_users",
+            &["campaignId", "email"],
+        ),
+    ];
+    let truth: Vec<BTreeSet<String>> = tables
+        .iter()
+        .map(|(_, table, fields)| {
+            sim.awareness_rows(table)
+                .iter()
+                .map(|r| key_of(r, fields))
+                .collect()
+        })
+        .collect();
+    let complete = |recs: &[Record]| {
+        tables
+            .iter()
+            .zip(&truth)
+            .all(|((source, _, fields), want)| {
+                snapshots_of(recs, source).values().any(|rows| {
+                    let have: Vec<String> =
+                        rows.iter().map(|r| key_of(&r.to_json(), fields)).collect();
+                    have.len() == want.len()
+                        && have.iter().cloned().collect::<BTreeSet<_>>() == *want
+                })
+            })
+    };
+    let mut host = host(&plugin, Generation::V5_1_1);
+    host.add_instance(spec(&sim, &props)).unwrap();
+    host.start();
+    let ok = host.collected.wait_for(Duration::from_secs(60), complete);
+    std::thread::sleep(Duration::from_secs(3)); // polls go on: no snapshot before 5 minutes
+    let c = host.stop();
+    let recs = c.snapshot();
+    assert!(
+        ok,
+        "every table arrived whole, each row once, in one snapshot"
+    );
+    assert!(
+        [0, 2, 4].iter().all(|i| truth[*i].len() > 7),
+        "the tables of users span several pages: {:?}",
+        truth.iter().map(BTreeSet::len).collect::<Vec<_>>()
+    );
+    for (source, _, _) in &tables {
+        assert_eq!(
+            snapshots_of(&recs, source).len(),
+            1,
+            "{source}: one snapshot"
+        );
+    }
+    let users = snapshots_of(&recs, "awareness_campaign_users");
+    let users = users.values().next().cloned().unwrap_or_default();
+    assert!(users.iter().all(|r| r
+        .str_field("campaignName")
+        .is_some_and(|n| n.starts_with("Quarterly phishing test"))));
+    assert!(c.violations().is_empty(), "{:?}", c.violations());
+
+    // A restart within the interval takes no snapshot: when the last was taken is saved.
+    let again = host_again(&plugin, &sim, &props);
+    again.start();
+    std::thread::sleep(Duration::from_secs(4));
+    let c = again.stop();
+    let awareness = c
+        .snapshot()
+        .iter()
+        .filter(|r| {
+            r.str_field("mimecast_source")
+                .is_some_and(|s| s.starts_with("awareness_"))
+        })
+        .count();
+    assert_eq!(
+        awareness, 0,
+        "a restart retook a snapshot before awareness_interval"
+    );
+    let requests: u64 = ["awareness_performance", "awareness_safe_score"]
+        .iter()
+        .map(|e| sim.requests(e, 200))
+        .sum();
+    assert_eq!(
+        requests,
+        2 * 6,
+        "each 40-row table read once, in 6 pages of 7"
+    );
+}
+
+fn host_again(plugin: &Plugin, sim: &mimecast_sim::Sim, props: &[(&str, &str)]) -> fbhost::Host {
+    let mut h = host(plugin, Generation::V5_1_1);
+    h.add_instance(spec(sim, props)).unwrap();
+    h
 }

@@ -79,6 +79,10 @@ pub struct SimConfig {
     pub rate_limit: Option<RateLimit>,
     pub siem_error_style: SiemErrorStyle,
     pub account: String,
+    /// Users of the Awareness Training tables.
+    pub awareness_users: usize,
+    /// Phishing campaigns, each targeting about half of the users.
+    pub phishing_campaigns: usize,
 }
 
 impl Default for SimConfig {
@@ -107,6 +111,8 @@ impl Default for SimConfig {
             rate_limit: None,
             siem_error_style: SiemErrorStyle::Fail,
             account: "CSIM00001".into(),
+            awareness_users: 30,
+            phishing_campaigns: 3,
         }
     }
 }
@@ -391,6 +397,44 @@ impl Sim {
             return Some(gz.as_ref().clone());
         }
         Some(server::batch_file_gz(&self.state, s, slot))
+    }
+
+    /// The rows an Awareness Training table holds now: `performance`, `watchlist`,
+    /// `safe_score` or `campaigns`; for `campaign_users`, every campaign's user rows, each with
+    /// the `campaignId` the plugin adds.
+    pub fn awareness_rows(&self, table: &str) -> Vec<serde_json::Value> {
+        use server::awareness as aw;
+        let (st, now) = (&*self.state, self.state.clock.now_ms());
+        match table {
+            "performance" => aw::performance_rows(st, now),
+            "watchlist" => aw::watchlist_rows(st, now),
+            "safe_score" => aw::safe_score_rows(st, now),
+            "campaigns" => aw::campaign_rows(st, now),
+            "campaign_users" => (0..st.cfg.phishing_campaigns)
+                .flat_map(|c| {
+                    aw::campaign_user_rows(st, c, now)
+                        .into_iter()
+                        .map(move |mut r| {
+                            if let Some(o) = r.as_object_mut() {
+                                o.insert("campaignId".into(), format!("aw-campaign-{c}").into());
+                            }
+                            r
+                        })
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The email-queue samples in `[from, to)` as of now: (time ms, inbound, outbound).
+    pub fn queue_samples(&self, from: i64, to: i64) -> Vec<(i64, u64, u64)> {
+        let now = self.state.clock.now_ms();
+        server::email_queues::samples(self.state.cfg.seed, from, to, now)
+    }
+
+    /// When the remediation incident `key` (created at `ts`) is changed, if it ever is.
+    pub fn remediation_change(&self, key: EventKey, ts: i64) -> Option<i64> {
+        model::remediation_change(&self.state.grid, key, ts)
     }
 
     /// Requests served so far: endpoint -> status -> count (status 0 = connection reset).

@@ -42,6 +42,8 @@ pub const STREAMS: &[&str] = &[
     "hold",
     "ti_malware_customer",
     "ti_malware_grid",
+    "rejections",
+    "remediation",
 ];
 
 pub const CG_TYPES: std::ops::Range<u16> = 0..10;
@@ -251,6 +253,10 @@ impl Pick {
     fn of<'a>(&mut self, items: &[&'a str]) -> &'a str {
         let i = (self.next() % items.len() as u64) as usize;
         items.get(i).copied().unwrap_or("")
+    }
+    fn of2<'a>(&mut self, items: &[(&'a str, &'a str)]) -> (&'a str, &'a str) {
+        let i = (self.next() % items.len() as u64) as usize;
+        items.get(i).copied().unwrap_or(("", ""))
     }
     fn chance(&mut self, pct: u64) -> bool {
         self.next() % 100 < pct
@@ -675,6 +681,8 @@ pub fn api_record(g: &Grid, key: EventKey, ts: i64) -> Value {
         "search_logs" => search_logs(&mut p, &ev),
         "archive_view" => archive_view(&mut p, &ev),
         "hold" => held_message(&mut p, &ev),
+        "rejections" => rejection(&mut p, &ev),
+        "remediation" => remediation_incident(&mut p, &ev),
         _ => json!({}),
     }
 }
@@ -867,6 +875,98 @@ fn held_message(p: &mut Pick, ev: &ApiEvent) -> Value {
         "dateReceived": t,
         "policyInfo": p.of(POLICIES),
     })
+}
+
+/// A rejected connection or message, in the shape of `get-rejections` (docs/research/
+/// rejections-and-queues.md): numbers where the documentation shows numbers, and
+/// `manageRecipient` as the boolean one source shows (another shows the string "false").
+fn rejection(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    let to = user(p);
+    let (description, info) = p.of2(&[
+        (
+            "Envelope Rejected",
+            "Sender address is on the blocked senders list",
+        ),
+        (
+            "Message Rejected",
+            "Anti-spoofing policy: inbound lookalike sender",
+        ),
+        (
+            "Connection Rejected",
+            "IP address is on a reputation block list",
+        ),
+        (
+            "Virus Detected",
+            "Message contained a known virus signature",
+        ),
+    ]);
+    json!({
+        "id": format!("eNqrV{mk}"),
+        "created": t,
+        "fromAddress": ext(p),
+        "toAddress": to,
+        "toAddressPreCheck": to,
+        "toAddressPostCheck": to,
+        "ipAddress": format!("198.51.100.{}", p.next() % 254 + 1),
+        "remoteName": format!("mx{}.{}", p.next() % 9, p.of(EXT_DOMAINS)),
+        "remoteEhlo": format!("smtp.{}", p.of(EXT_DOMAINS)),
+        "description": description,
+        "info": info,
+        "type": p.next() % 12,
+        "spamScore": p.next() % 40,
+        "detectionLevel": p.of(&["relaxed", "moderate", "aggressive", ""]),
+        "manageRecipient": p.chance(10),
+    })
+}
+
+/// A threat remediation incident as `find-incidents` lists it when created (docs/research/
+/// remediation-incidents.md). Some are changed later ([`remediation_change`]).
+fn remediation_incident(p: &mut Pick, ev: &ApiEvent) -> Value {
+    let ApiEvent { mk, t, .. } = ev;
+    let identified = p.next() % 20 + 1;
+    let failed = p.next() % 2;
+    json!({
+        "id": format!("MTOKEN:eNo{mk}"),
+        "code": format!("TR-{:08X}", p.next() & 0xffff_ffff),
+        "type": p.of(&["automatic", "manual", "notify_only"]),
+        "reason": p.of(&["Phishing campaign reported by users", "Malicious attachment found after delivery", "Impersonation attempt"]),
+        "create": t,
+        "modified": t,
+        "identified": identified,
+        "successful": identified - failed,
+        "failed": failed,
+        "restored": 0,
+        "searchCriteria": {
+            "from": ext(p),
+            "to": user(p),
+            "messageId": ev.msg_id,
+            "fileHash": null,
+            "start": fmt_offset(ev.ts - 86_400_000),
+            "end": t,
+        },
+    })
+}
+
+/// When an incident is changed after it was created (an administrator restores its messages),
+/// if it ever is: about a third of them, 5 to 60 minutes later.
+pub fn remediation_change(g: &Grid, key: EventKey, ts: i64) -> Option<i64> {
+    let h = h3(
+        g.seed,
+        key.stream as u64,
+        key.slot as u64,
+        key.idx as u64 ^ 0x2E57,
+    );
+    (h % 3 == 0).then(|| ts + 60_000 * (5 + (h >> 8) as i64 % 56))
+}
+
+/// The incident as it is once changed at `at`: its messages restored.
+pub fn remediation_changed(record: &mut Value, at: i64) {
+    let successful = record.get("successful").cloned().unwrap_or(json!(0));
+    if let Some(obj) = record.as_object_mut() {
+        obj.insert("modified".into(), json!(fmt_offset(at)));
+        obj.insert("restored".into(), successful);
+    }
 }
 
 /// How long a held message stays held (deterministic, 1 to 72 hours).

@@ -1,7 +1,10 @@
-//! The `/api/...` log endpoints (TTP, audit, DLP, release, archive): time-windowed, paged with
-//! `meta.pagination.pageToken`, and read again over an overlap so records that become visible
-//! late (audit) are not missed. Each record's stable identity is remembered for the overlap, so
-//! re-reading never emits a record twice, across restarts too.
+//! The `/api/...` log endpoints (TTP, audit, DLP, release, archive, rejections, remediation
+//! incidents): time-windowed, paged with `meta.pagination.pageToken`, and read again over an
+//! overlap so records that become visible late (audit) are not missed. Each record's stable
+//! identity is remembered for the overlap, so re-reading never emits a record twice, across
+//! restarts too. A source whose records change after they appear (remediation incidents) reads
+//! a longer span again and counts each change as a new record (its identity includes the time
+//! of the change).
 
 use super::context::SourceCtx;
 use super::emit::Emitter;
@@ -26,6 +29,22 @@ pub enum Identity {
     Fields(&'static [&'static str]),
 }
 
+/// A value of an extra `data[0]` field.
+#[derive(Clone, Copy, Debug)]
+pub enum Param {
+    Text(&'static str),
+    Flag(bool),
+}
+
+impl Param {
+    fn json(self) -> Value {
+        match self {
+            Param::Text(t) => json!(t),
+            Param::Flag(b) => json!(b),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ApiSpec {
     /// Source name (`sources` value and `mimecast_source`).
@@ -40,12 +59,31 @@ pub struct ApiSpec {
     /// Ask for oldest first (the endpoint takes `oldestFirst`).
     pub oldest_first: bool,
     /// Extra `data[0]` fields the endpoint needs.
-    pub extra: &'static [(&'static str, &'static str)],
+    pub extra: &'static [(&'static str, Param)],
     /// The Mimecast API permission, where a source documents it.
     pub permission: Option<&'static str>,
     /// How far back the endpoint serves data.
     pub retention_days: u64,
+    /// Records change after they appear: every poll reads this many days again (instead of
+    /// `overlap`), in one request window, so changes to records that old are seen.
+    pub reread_days: u64,
 }
+
+/// The defaults of the optional fields.
+const PLAIN: ApiSpec = ApiSpec {
+    source: "",
+    path: "",
+    from_field: "start",
+    to_field: "end",
+    nest: None,
+    time_field: "",
+    identity: Identity::Field("id"),
+    oldest_first: false,
+    extra: &[],
+    permission: None,
+    retention_days: 30,
+    reread_days: 0,
+};
 
 pub static TTP_URL: ApiSpec = ApiSpec {
     source: "ttp_url",
@@ -56,9 +94,13 @@ pub static TTP_URL: ApiSpec = ApiSpec {
     time_field: "date",
     identity: Identity::Fields(&["messageId", "url", "date", "userEmailAddress", "action"]),
     oldest_first: true,
-    extra: &[("route", "all"), ("scanResult", "all")],
+    extra: &[
+        ("route", Param::Text("all")),
+        ("scanResult", Param::Text("all")),
+    ],
     permission: Some("Monitoring | URL Protection | Read"),
     retention_days: 30,
+    reread_days: 0,
 };
 
 pub static TTP_ATTACHMENT: ApiSpec = ApiSpec {
@@ -76,9 +118,13 @@ pub static TTP_ATTACHMENT: ApiSpec = ApiSpec {
         "date",
     ]),
     oldest_first: true,
-    extra: &[("route", "all"), ("result", "all")],
+    extra: &[
+        ("route", Param::Text("all")),
+        ("result", Param::Text("all")),
+    ],
     permission: Some("Monitoring | Attachment Protection | Read"),
     retention_days: 30,
+    reread_days: 0,
 };
 
 pub static TTP_IMPERSONATION: ApiSpec = ApiSpec {
@@ -93,6 +139,7 @@ pub static TTP_IMPERSONATION: ApiSpec = ApiSpec {
     extra: &[],
     permission: Some("Monitoring | Impersonation Protection | Read"),
     retention_days: 30,
+    reread_days: 0,
 };
 
 pub static AUDIT: ApiSpec = ApiSpec {
@@ -107,6 +154,7 @@ pub static AUDIT: ApiSpec = ApiSpec {
     extra: &[],
     permission: Some("Account | Logs | Read"),
     retention_days: 60,
+    reread_days: 0,
 };
 
 pub static DLP: ApiSpec = ApiSpec {
@@ -127,6 +175,7 @@ pub static DLP: ApiSpec = ApiSpec {
     extra: &[],
     permission: Some("Monitoring | Data Leak Prevention | Read"),
     retention_days: 30,
+    reread_days: 0,
 };
 
 pub static HELD_RELEASE: ApiSpec = ApiSpec {
@@ -141,6 +190,7 @@ pub static HELD_RELEASE: ApiSpec = ApiSpec {
     extra: &[],
     permission: None,
     retention_days: 30,
+    reread_days: 0,
 };
 
 pub static ARCHIVE_SEARCH: ApiSpec = ApiSpec {
@@ -162,6 +212,7 @@ pub static ARCHIVE_SEARCH: ApiSpec = ApiSpec {
     extra: &[],
     permission: Some("Archive | Search Logs | Read"),
     retention_days: 30,
+    reread_days: 0,
 };
 
 pub static SEARCH_LOGS: ApiSpec = ApiSpec {
@@ -183,6 +234,7 @@ pub static SEARCH_LOGS: ApiSpec = ApiSpec {
     extra: &[],
     permission: Some("Archive | Search Logs | Read"),
     retention_days: 30,
+    reread_days: 0,
 };
 
 pub static ARCHIVE_VIEW: ApiSpec = ApiSpec {
@@ -205,6 +257,36 @@ pub static ARCHIVE_VIEW: ApiSpec = ApiSpec {
     extra: &[],
     permission: Some("Archive | View Logs | Read"),
     retention_days: 30,
+    reread_days: 0,
+};
+
+/// Rejected connections and messages (reference notes: docs/research/rejections-and-queues.md).
+/// Without `admin` the API answers with the calling user's own rejections only.
+pub static REJECTIONS: ApiSpec = ApiSpec {
+    source: "rejections",
+    path: "/api/gateway/get-rejections",
+    nest: Some("rejections"),
+    time_field: "created",
+    identity: Identity::Field("id"),
+    extra: &[("admin", Param::Flag(true))],
+    permission: Some("Monitoring | Rejections | Read"),
+    retention_days: 7,
+    ..PLAIN
+};
+
+/// Threat remediation incidents (docs/research/remediation-incidents.md): windowed on their
+/// creation, but they change afterwards (messages restored, counts updated, `modified` moves),
+/// so the last 7 days are read again every poll and each change is a new record.
+pub static REMEDIATION: ApiSpec = ApiSpec {
+    source: "remediation",
+    path: "/api/ttp/remediation/find-incidents",
+    nest: Some("incidents"),
+    time_field: "modified",
+    identity: Identity::Fields(&["id", "modified"]),
+    permission: Some("Services | Threat Remediation | Read"),
+    retention_days: 365,
+    reread_days: 7,
+    ..PLAIN
 };
 
 /// Length of one request window.
@@ -243,6 +325,22 @@ pub struct Cursor {
     pub seen: Vec<(u64, i64)>,
 }
 
+impl ApiSpec {
+    /// The request's `data[0]` for the window from `start` to `end` (ms).
+    fn data0(&self, start: i64, end: i64) -> serde_json::Map<String, Value> {
+        let mut d = serde_json::Map::new();
+        d.insert(self.from_field.into(), json!(fmt_time(start)));
+        d.insert(self.to_field.into(), json!(fmt_time(end)));
+        if self.oldest_first {
+            d.insert("oldestFirst".into(), json!(true));
+        }
+        for (k, v) in self.extra {
+            d.insert((*k).into(), v.json());
+        }
+        d
+    }
+}
+
 impl Source for ApiSpec {
     fn name(&self) -> &'static str {
         self.source
@@ -268,9 +366,7 @@ impl Source for ApiSpec {
     ) -> BoxFuture<'a, Result<Found, ProbeFailure>> {
         Box::pin(async move {
             let now = now_ms();
-            let mut d = serde_json::Map::new();
-            d.insert(self.from_field.into(), json!(fmt_time(now - 3_600_000)));
-            d.insert(self.to_field.into(), json!(fmt_time(now)));
+            let d = self.data0(now - 3_600_000, now);
             let ptr = match self.nest {
                 Some(n) => format!("/data/0/{n}/0"),
                 None => "/data/0".into(),
@@ -323,7 +419,10 @@ async fn poll_windows(
     em: &mut Emitter<'_>,
 ) -> Result<(), Stop> {
     let now = now_ms();
-    let overlap = ctx.cfg.overlap.as_millis() as i64;
+    let (overlap, slice) = match spec.reread_days {
+        0 => (ctx.cfg.overlap.as_millis() as i64, SLICE_MS),
+        days => (days as i64 * 86_400_000, days as i64 * 86_400_000),
+    };
     let oldest = now - (spec.retention_days as i64 * 86_400_000 - 3_600_000);
     let lookback = now - ctx.cfg.initial_lookback.as_millis() as i64;
     let mut start = if cur.done > 0 {
@@ -333,7 +432,7 @@ async fn poll_windows(
     }
     .max(oldest);
     while start < now {
-        let end = (start + SLICE_MS).min(now);
+        let end = (start + slice).min(now);
         read_window(spec, ctx, cur, start, end, em).await?;
         // `end` went out truncated to the second: that is how far this window really reached.
         cur.done = cur.done.max(end.div_euclid(1000) * 1000);
@@ -357,15 +456,7 @@ async fn read_window(
     end: i64,
     em: &mut Emitter<'_>,
 ) -> Result<(), Stop> {
-    let mut data0 = serde_json::Map::new();
-    data0.insert(spec.from_field.into(), json!(fmt_time(start)));
-    data0.insert(spec.to_field.into(), json!(fmt_time(end)));
-    if spec.oldest_first {
-        data0.insert("oldestFirst".into(), json!(true));
-    }
-    for (k, v) in spec.extra {
-        data0.insert((*k).into(), json!(v));
-    }
+    let data0 = spec.data0(start, end);
     let mut token: Option<String> = None;
     let what = format!("{} {}", spec.source, spec.path);
     for _ in 0..MAX_PAGES {
@@ -489,6 +580,8 @@ mod tests {
             &ARCHIVE_SEARCH,
             &SEARCH_LOGS,
             &ARCHIVE_VIEW,
+            &REJECTIONS,
+            &REMEDIATION,
         ];
         let mut names: Vec<_> = all.iter().map(|s| s.source).collect();
         let mut paths: Vec<_> = all.iter().map(|s| s.path).collect();

@@ -10,7 +10,9 @@
 //! [`REGISTRY`]. Nothing else in the plugin names sources.
 
 pub mod api_logs;
+pub mod awareness;
 pub mod context;
+pub mod email_queues;
 pub mod emit;
 pub mod gzlines;
 pub mod siem;
@@ -41,10 +43,18 @@ pub static REGISTRY: &[&dyn Source] = &[
     &api_logs::ARCHIVE_SEARCH,
     &api_logs::SEARCH_LOGS,
     &api_logs::ARCHIVE_VIEW,
+    &api_logs::REJECTIONS,
+    &api_logs::REMEDIATION,
     &snapshot::HOLD_LIST,
     &snapshot::HOLD_SUMMARY,
     &threat_intel::THREAT_INTEL,
     &snapshot::DASHBOARD,
+    &email_queues::EMAIL_QUEUES,
+    &awareness::PERFORMANCE,
+    &awareness::WATCHLIST,
+    &awareness::SAFE_SCORE,
+    &awareness::CAMPAIGNS,
+    &awareness::CAMPAIGN_USERS,
 ];
 
 /// The source a `sources` value names.

@@ -25,8 +25,10 @@
 //! | SIEM batch (`siem_batch`) | `list_token` (page, or null), `file` (files of it done), `line` (lines of the next done), `recent` (16-hex-digit hashes of files done) |
 //! | SIEM stream (`siem_stream`) | `next` (page token, or null), `recent` ([hash, ...] of the last events) |
 //! | threat intel (`threat_intel`) | `done` (ms), `token` (within the window, or null), `window_end` (ms), `seen` ([[hash, ms], ...]) |
+//! | email queues (`email_queues`) | `inbound`, `outbound` (ms, the newest sample emitted of each queue) |
+//! | snapshots with a cadence of their own (`awareness_*`) | `taken` (ms, when the last snapshot was completed) |
 //!
-//! Snapshots keep no cursor. `tests/fixtures/state-v1.json` is a file of this format that the
+//! The other snapshots keep no cursor. `tests/fixtures/state-v1.json` is a file of this format that the
 //! tests load.
 
 pub mod cursor;
@@ -302,6 +304,13 @@ mod tests {
             &store,
             "threat_intel/malware_grid"
         ));
+        let queues: crate::sources::email_queues::Cursor = store.cursor("email_queues");
+        assert_eq!(
+            (queues.inbound, queues.outbound),
+            (1_764_633_000_000, 1_764_632_400_000)
+        );
+        let taken: crate::sources::snapshot::Taken = store.cursor("awareness_safe_score");
+        assert_eq!(taken.taken, 1_764_633_600_000);
         // Written back as it was read: the same cursors, byte for byte.
         let original: Value =
             serde_json::from_str(include_str!("../../tests/fixtures/state-v1.json")).unwrap();
@@ -315,6 +324,16 @@ mod tests {
         assert_eq!(
             crate::state::cursor::encode(&api),
             original["cursors"]["audit"].as_str().unwrap()
+        );
+        assert_eq!(
+            crate::state::cursor::encode(&queues),
+            original["cursors"]["email_queues"].as_str().unwrap()
+        );
+        assert_eq!(
+            crate::state::cursor::encode(&taken),
+            original["cursors"]["awareness_safe_score"]
+                .as_str()
+                .unwrap()
         );
     }
 

@@ -1,5 +1,6 @@
-//! The time-windowed `POST /api/...` log endpoints (audit, TTP, DLP, held-release, archive):
-//! one handler, driven by each endpoint's `ApiSpec` (reference §4.6-4.15).
+//! The time-windowed `POST /api/...` log endpoints (audit, TTP, DLP, held-release, archive,
+//! rejections, remediation incidents): one handler, driven by each endpoint's `ApiSpec`
+//! (reference §4.6-4.15, docs/research/).
 
 use super::api_request::{request, window, ApiReq};
 use super::common::{api_invalid, b64, json_resp, unb64};
@@ -23,6 +24,16 @@ pub(super) struct ApiSpec {
     oldest_first_flag: bool,
     result_count: bool,
     retention_days: i64,
+    /// Answers only the calling user's own records (none here) unless `data[0].admin` is true.
+    admin_flag: bool,
+    /// Records change after they appear: (when, if ever, and how) as of the request's time.
+    changes: Option<Changes>,
+}
+
+#[derive(Debug)]
+struct Changes {
+    when: fn(&Grid, EventKey, i64) -> Option<i64>,
+    apply: fn(&mut Value, i64),
 }
 
 /// `from`/`to`, today by default, `oldestFirst`, 30 days kept: the TTP and DLP logs.
@@ -36,6 +47,8 @@ const fn ttp(stream: &'static str, nest: &'static str) -> ApiSpec {
         oldest_first_flag: true,
         result_count: false,
         retention_days: 30,
+        admin_flag: false,
+        changes: None,
     }
 }
 
@@ -50,6 +63,8 @@ const fn archive(stream: &'static str, nest: Option<&'static str>) -> ApiSpec {
         oldest_first_flag: false,
         result_count: false,
         retention_days: 30,
+        admin_flag: false,
+        changes: None,
     }
 }
 
@@ -62,6 +77,8 @@ pub(super) static AUDIT: ApiSpec = ApiSpec {
     oldest_first_flag: false,
     result_count: false,
     retention_days: 60,
+    admin_flag: false,
+    changes: None,
 };
 pub(super) static TTP_URL: ApiSpec = ttp("ttp_url", "clickLogs");
 pub(super) static TTP_ATTACHMENT: ApiSpec = ttp("ttp_attachment", "attachmentLogs");
@@ -77,6 +94,19 @@ pub(super) static HELD_RELEASE: ApiSpec = ApiSpec {
 pub(super) static ARCHIVE_SEARCH: ApiSpec = archive("archive_search", Some("logs"));
 pub(super) static SEARCH_LOGS: ApiSpec = archive("search_logs", Some("logs"));
 pub(super) static ARCHIVE_VIEW: ApiSpec = archive("archive_view", None);
+pub(super) static REJECTIONS: ApiSpec = ApiSpec {
+    retention_days: 7,
+    admin_flag: true,
+    ..archive("rejections", Some("rejections"))
+};
+pub(super) static REMEDIATION: ApiSpec = ApiSpec {
+    retention_days: 365,
+    changes: Some(Changes {
+        when: model::remediation_change,
+        apply: model::remediation_changed,
+    }),
+    ..archive("remediation", Some("incidents"))
+};
 
 /// One stream's time window, in the order a page walks it.
 #[derive(Clone, Copy)]
@@ -107,7 +137,10 @@ impl ApiSpec {
         let grid = &cx.st.grid;
         let visible = |k: EventKey, t: i64| grid.visible_at(k, t, audit_lag) <= now;
         let start_pos = repeat_from(cx, &w, pos, visible);
-        let (items, more) = page_of(grid, &w, start_pos, req.page_size, visible);
+        let (mut items, more) = page_of(grid, &w, start_pos, req.page_size, visible);
+        if self.admin_flag && req.data0.get("admin").and_then(Value::as_bool) != Some(true) {
+            items.clear();
+        }
         let total = grid
             .range(s, w.from.max(0), w.to.max(w.from + 1))
             .filter(|(k, t)| visible(*k, *t))
@@ -115,7 +148,15 @@ impl ApiSpec {
         let next = next_token(cx, &req, &w, items.last().map(|(_, t)| *t).or(pos), more);
         let records: Vec<Value> = items
             .iter()
-            .map(|(k, t)| model::api_record(grid, *k, *t))
+            .map(|(k, t)| {
+                let mut r = model::api_record(grid, *k, *t);
+                if let Some(c) = &self.changes {
+                    if let Some(at) = (c.when)(grid, *k, *t).filter(|at| *at <= now) {
+                        (c.apply)(&mut r, at);
+                    }
+                }
+                r
+            })
             .collect();
         let mut pagination = json!({"pageSize": req.page_size, "totalCount": total});
         if let (Some(n), Some(obj)) = (next, pagination.as_object_mut()) {

@@ -8,8 +8,10 @@
 mod api_logs;
 mod api_request;
 mod auth;
+pub(crate) mod awareness;
 mod common;
 mod control;
+pub(crate) mod email_queues;
 mod oauth;
 mod siem_batch;
 mod siem_stream;
@@ -206,6 +208,14 @@ static ENDPOINTS: &[Endpoint] = &[
     Endpoint::post("hold_summary", "/api/gateway/get-hold-summary-list", snapshots::hold_summary),
     Endpoint::post("threat_intel", "/api/ttp/threat-intel/get-feed", threat_intel::feed),
     Endpoint::post("dashboard", "/api/account/get-dashboard-notifications", snapshots::dashboard),
+    Endpoint::post("rejections", "/api/gateway/get-rejections", |cx, b| logs::REJECTIONS.answer(cx, b)),
+    Endpoint::post("remediation", "/api/ttp/remediation/find-incidents", |cx, b| logs::REMEDIATION.answer(cx, b)),
+    Endpoint::post("email_queues", "/api/email/get-email-queues", email_queues::queues),
+    Endpoint::post("awareness_performance", "/api/awareness-training/company/get-performance-details", awareness::performance),
+    Endpoint::post("awareness_watchlist", "/api/awareness-training/company/get-watchlist-details", awareness::watchlist),
+    Endpoint::post("awareness_safe_score", "/api/awareness-training/company/get-safe-score-details", awareness::safe_score),
+    Endpoint::post("awareness_campaigns", "/api/awareness-training/phishing/campaign/get-campaign", awareness::campaign),
+    Endpoint::post("awareness_user_data", "/api/awareness-training/phishing/campaign/get-user-data", awareness::user_data),
 ];
 
 /// What answers a request no endpoint serves (faults still apply to it).
