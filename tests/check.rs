@@ -326,7 +326,7 @@ fn the_shipped_examples_are_read() {
     let (code, out, err) = check_env(&["-c", &example("fluent-bit.conf.example")], &[]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
-        err.contains("input 0 (") && err.contains("input 1 ("),
+        err.contains("input 0 (") && err.contains("input 1 (") && err.contains("input 2 ("),
         "{err}"
     );
     assert!(!err.contains("unknown property"), "{err}");
@@ -356,6 +356,37 @@ fn help_and_usage() {
     let (code, _, err) = check(&[]);
     assert_eq!(code, 2);
     assert!(err.contains("nothing to check"), "{err}");
+}
+
+#[test]
+fn the_newer_sources_are_probed_with_their_permissions() {
+    let sim = sim_with(|c| c.clients[0].forbidden = vec!["awareness_watchlist".into()]);
+    let sources = "rejections,remediation,email_queues,awareness_safe_score,awareness_watchlist,awareness_campaign_users";
+    let (code, out, err) = check_sim(&sim, &["-p", &format!("sources={sources}"), "--sample"]);
+    assert_ne!(code, 0, "a forbidden source fails the check:\n{out}{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{out}"))
+            .to_string()
+    };
+    for name in [
+        "rejections",
+        "remediation",
+        "email_queues",
+        "awareness_safe_score",
+        "awareness_campaign_users",
+    ] {
+        assert!(line(name).contains("OK"), "{}", line(name));
+    }
+    let watch = line("awareness_watchlist");
+    assert!(
+        watch.contains("Awareness Training | Dashboard | Read"),
+        "names the permission: {watch}"
+    );
+    // The campaign users' sample is one of a campaign's users.
+    assert!(out.contains("\"templateName\""), "{out}");
+    assert!(sim.requests("awareness_campaigns", 200) >= 1);
 }
 
 #[test]
