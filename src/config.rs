@@ -56,6 +56,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "client_secret_file", default: None, parse: parse::client_secret_file, description: "Path of a file whose first line is the client secret." },
     Property { name: "base_url", default: Some(DEFAULT_BASE_URL), parse: parse::base_url, description: "API gateway: https://api.services.mimecast.com (global), https://uk-api.services.mimecast.com or https://us-api.services.mimecast.com. https is required except for loopback addresses." },
     Property { name: "sources", default: Some("siem_cg"), parse: parse::sources, description: "Comma-separated log sources (the README's sources table lists them all), e.g. siem_cg, siem_ci, ttp_url, audit, dlp, threat_intel." },
+    Property { name: "schema", default: Some("raw"), parse: parse::schema, description: "Field names of the records: raw (Mimecast's own), ecs (Elastic Common Schema, the original under mimecast.*) or ocsf (OCSF 1.x classes, what is not mapped under unmapped). Every schema carries a stable record id: mimecast_id, event.id or metadata.uid." },
     Property { name: "siem_types", default: Some("all"), parse: parse::siem_types, description: "Comma-separated Cloud Gateway SIEM types, or all: receipt, process, delivery, av, spam, journal, internal email protect, impersonation protect, url protect, attachment protect." },
     Property { name: "siem_ci_types", default: Some("entities, mailflow, urlclick"), parse: parse::siem_ci_types, description: "Comma-separated Cloud Integrated SIEM types, or all." },
     Property { name: "siem_mode", default: Some("batch"), parse: parse::siem_mode, description: "batch (gzip files, recommended by Mimecast) or stream (events inline, last 24 hours only)." },
@@ -87,6 +88,7 @@ pub struct Config {
     pub siem_types: Vec<String>,
     pub siem_ci_types: Vec<String>,
     pub siem_mode: SiemMode,
+    pub schema: crate::schema::Schema,
     pub poll_interval: Duration,
     pub initial_lookback: Duration,
     pub awareness_interval: Duration,
@@ -280,6 +282,16 @@ mod parse {
         d.c.siem_ci_types = types(v, CI_TYPES, e);
     }
 
+    pub fn schema(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        match crate::schema::Schema::parse(v.unwrap_or("raw")) {
+            Some(s) => d.c.schema = s,
+            None => e.push(format!(
+                "'{}' is not a schema; choose raw, ecs or ocsf",
+                v.unwrap_or_default()
+            )),
+        }
+    }
+
     pub fn siem_mode(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
         match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
             None | Some("batch") => d.c.siem_mode = SiemMode::Batch,
@@ -435,6 +447,7 @@ impl Draft {
                 siem_types: Vec::new(),
                 siem_ci_types: Vec::new(),
                 siem_mode: SiemMode::Batch,
+                schema: crate::schema::Schema::Raw,
                 poll_interval: Duration::ZERO,
                 initial_lookback: Duration::ZERO,
                 awareness_interval: Duration::ZERO,

@@ -132,7 +132,301 @@ impl fmt::Display for EncodeError {
 
 const MAX_DEPTH: usize = 64;
 
-/// Appends one record transcoded from a JSON object. Returns its event time.
+/// The record field holding the record's stable id in the `raw` schema (see [`IdHash`]).
+pub const ID_FIELD: &str = "mimecast_id";
+
+/// The stable id of a record: a 128-bit hash of its content as received, in canonical form
+/// (each leaf value with its path and JSON type, summed so that key order, whitespace and
+/// escapes do not matter; a repeated key counts twice), seeded with its source and covering
+/// the fields the plugin adds. The same record read again gives the same id; records that
+/// differ in any value, or come from different sources, get different ids.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdHash {
+    a: u64,
+    b: u64,
+}
+
+const K1: u64 = 0xff51_afd7_ed55_8ccd;
+const K2: u64 = 0xc4ce_b9fe_1a85_ec53;
+
+fn fmix(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(K1);
+    h ^= h >> 33;
+    h = h.wrapping_mul(K2);
+    h ^ (h >> 33)
+}
+
+/// Two 64-bit lanes over `bytes`, eight at a time, from `seed`.
+fn fold(seed: u64, bytes: &[u8]) -> (u64, u64) {
+    let mut a = seed ^ 0x9e37_79b9_7f4a_7c15;
+    let mut b = seed.rotate_left(32) ^ 0xc2b2_ae3d_27d4_eb4f;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        a = (a ^ w).wrapping_mul(K1).rotate_left(31);
+        b = (b ^ w).wrapping_mul(K2).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    let mut w = [0u8; 8];
+    w[..rest.len()].copy_from_slice(rest);
+    let w = u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56);
+    a = (a ^ w).wrapping_mul(K1);
+    b = (b ^ w).wrapping_mul(K2);
+    (fmix(a), fmix(b ^ a))
+}
+
+/// The path of a key below `parent`.
+fn key_path(parent: u64, key: &str) -> u64 {
+    fold(parent, key.as_bytes()).0
+}
+
+/// The path of the `i`th element of an array at `parent`.
+fn index_path(parent: u64, i: u32) -> u64 {
+    fmix(parent ^ (u64::from(i) + 1).wrapping_mul(K2))
+}
+
+impl IdHash {
+    /// The hash of a record from `source`, before its content.
+    pub fn seeded(source: &str) -> IdHash {
+        let mut h = IdHash::default();
+        h.leaf(0, b's', source.as_bytes());
+        h
+    }
+
+    /// Adds one leaf value: its path, its JSON type and its canonical bytes.
+    fn leaf(&mut self, path: u64, tag: u8, bytes: &[u8]) {
+        let (a, b) = fold(path ^ u64::from(tag), bytes);
+        self.a = self.a.wrapping_add(a);
+        self.b = self.b.wrapping_add(b);
+    }
+
+    /// Adds a string field the plugin puts beside the record's own.
+    pub fn field(&mut self, key: &str, value: &str) {
+        self.leaf(key_path(0, key), b'"', value.as_bytes());
+    }
+
+    /// 32 hex digits.
+    pub fn text(&self) -> String {
+        format!("{:016x}{:016x}", self.a, self.b)
+    }
+}
+
+/// A value the mapping of a schema reads, captured on the way through the record.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum Cap {
+    #[default]
+    Absent,
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A string: its bytes in [`Scratch::text`].
+    Text(u32, u32),
+    /// An array of scalars: their texts in [`Scratch::text`], each ended by 0x1f.
+    List(u32, u32),
+}
+
+/// The field names a mapping reads: top-level names, and `parent.child` one level down.
+pub struct CaptureSet {
+    names: Vec<&'static str>,
+    parents: Vec<&'static str>,
+    /// Per name: whether a mapping that drops what it maps leaves it out of the remainder
+    /// (fields only read to choose a kind of record stay).
+    mapped: Vec<bool>,
+}
+
+impl CaptureSet {
+    pub fn new(names: &[&'static str]) -> CaptureSet {
+        Self::with_mapped(names, names)
+    }
+
+    /// `names` are read; of them, `mapped` become normalized fields.
+    pub fn with_mapped(names: &[&'static str], mapped: &[&'static str]) -> CaptureSet {
+        let mut names = names.to_vec();
+        names.extend_from_slice(mapped);
+        names.sort_unstable();
+        names.dedup();
+        let mapped = names.iter().map(|n| mapped.contains(n)).collect();
+        let mut parents: Vec<&'static str> = names
+            .iter()
+            .filter_map(|n| n.split_once('.').map(|(p, _)| p))
+            .collect();
+        parents.sort_unstable();
+        parents.dedup();
+        CaptureSet {
+            names,
+            parents,
+            mapped,
+        }
+    }
+
+    /// Whether the field in `slot` becomes a normalized field.
+    pub fn is_mapped(&self, slot: usize) -> bool {
+        self.mapped.get(slot).copied().unwrap_or(false)
+    }
+
+    /// The slot of a top-level field (or `parent.child` when `parent` is given).
+    pub fn slot(&self, parent: Option<&str>, key: &str) -> Option<usize> {
+        match parent {
+            None => self.names.binary_search(&key).ok(),
+            Some(p) => self
+                .names
+                .binary_search_by(|n| {
+                    let (np, nc) = n.split_once('.').unwrap_or((n, ""));
+                    np.cmp(p).then(nc.cmp(key))
+                })
+                .ok(),
+        }
+    }
+
+    /// The key itself, when fields one level below it are captured.
+    fn parent(&self, key: &str) -> Option<&'static str> {
+        self.parents
+            .binary_search(&key)
+            .ok()
+            .and_then(|i| self.parents.get(i).copied())
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
+
+/// The captured values of one record (reused from record to record).
+#[derive(Default)]
+pub struct Scratch {
+    pub caps: Vec<Cap>,
+    pub text: Vec<u8>,
+}
+
+impl Scratch {
+    fn reset(&mut self, n: usize) {
+        self.caps.clear();
+        self.caps.resize(n, Cap::Absent);
+        self.text.clear();
+    }
+
+    /// The text of a captured string (or of a list, its items separated by 0x1f).
+    pub fn str(&self, c: Cap) -> Option<&str> {
+        match c {
+            Cap::Text(a, b) | Cap::List(a, b) => self
+                .text
+                .get(a as usize..b as usize)
+                .and_then(|t| std::str::from_utf8(t).ok()),
+            _ => None,
+        }
+    }
+
+    fn push(&mut self, s: &str) -> (u32, u32) {
+        let a = self.text.len() as u32;
+        self.text.extend_from_slice(s.as_bytes());
+        (a, self.text.len() as u32)
+    }
+}
+
+/// What a mapping writes: one leaf of the normalized record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Out<'s> {
+    Str(std::borrow::Cow<'s, str>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Strs(Vec<std::borrow::Cow<'s, str>>),
+    Ints(Vec<i64>),
+    /// A map of these members, in this order.
+    Obj(Vec<(&'static str, Out<'s>)>),
+    /// A list of values (maps, say).
+    Arr(Vec<Out<'s>>),
+}
+
+/// Writes one leaf value.
+fn write_out(out: &mut Vec<u8>, val: &Out) {
+    match val {
+        Out::Str(s) => {
+            let _ = rmp::encode::write_str(out, s);
+        }
+        Out::Int(i) => {
+            let _ = rmp::encode::write_sint(out, *i);
+        }
+        Out::Float(f) => {
+            let _ = rmp::encode::write_f64(out, *f);
+        }
+        Out::Bool(b) => {
+            let _ = rmp::encode::write_bool(out, *b);
+        }
+        Out::Strs(v) => {
+            let _ = rmp::encode::write_array_len(out, v.len() as u32);
+            for s in v {
+                let _ = rmp::encode::write_str(out, s);
+            }
+        }
+        Out::Ints(v) => {
+            let _ = rmp::encode::write_array_len(out, v.len() as u32);
+            for i in v {
+                let _ = rmp::encode::write_sint(out, *i);
+            }
+        }
+        Out::Obj(members) => {
+            let _ = rmp::encode::write_map_len(out, members.len() as u32);
+            for (k, v) in members {
+                let _ = rmp::encode::write_str(out, k);
+                write_out(out, v);
+            }
+        }
+        Out::Arr(items) => {
+            let _ = rmp::encode::write_array_len(out, items.len() as u32);
+            for v in items {
+                write_out(out, v);
+            }
+        }
+    }
+}
+
+/// Everything a mapping may read about one record.
+pub struct Facts<'s> {
+    pub source: &'s str,
+    pub time: EventTime,
+    pub id: &'s str,
+    pub scratch: &'s Scratch,
+    /// The fields the plugin added (`mimecast_snapshot`, `direction`, ...).
+    pub extra: &'s [(&'s str, &'s str)],
+}
+
+impl Facts<'_> {
+    pub fn cap(&self, slot: Option<usize>) -> Cap {
+        slot.and_then(|i| self.scratch.caps.get(i).copied())
+            .unwrap_or_default()
+    }
+}
+
+/// A schema's mapping of one kind of record (`ecs`, `ocsf`); `raw` has none.
+pub trait Normalize: Sync {
+    /// The fields it reads.
+    fn fields(&self) -> &CaptureSet;
+    /// Where the record's own fields go (`mimecast` in ECS, `unmapped` in OCSF).
+    fn remainder(&self) -> &'static str;
+    /// Whether top-level fields it maps are left out of the remainder (OCSF: `unmapped` holds
+    /// only what is not mapped).
+    fn drops_mapped(&self) -> bool;
+    /// The normalized leaves, each with its path.
+    fn leaves<'s>(&self, f: &Facts<'s>, out: &mut Vec<(&'static [&'static str], Out<'s>)>);
+}
+
+/// How records are written: Mimecast's own fields (`raw`), or normalized.
+#[derive(Clone, Copy)]
+pub struct Layout<'a> {
+    pub source: &'a str,
+    pub norm: Option<&'a dyn Normalize>,
+}
+
+/// Appends one record transcoded from a JSON object, in `raw` layout. Returns its event time.
 /// `extra` fields are appended to the body (after the record's own fields).
 pub fn encode_json(
     out: &mut Vec<u8>,
@@ -140,8 +434,31 @@ pub fn encode_json(
     time: TimeField,
     extra: &[(&str, &str)],
 ) -> Result<EventTime, EncodeError> {
+    let source = extra
+        .iter()
+        .find(|(k, _)| *k == SOURCE_FIELD)
+        .map_or("", |(_, v)| *v);
+    let layout = Layout { source, norm: None };
+    let others: Vec<(&str, &str)> = extra
+        .iter()
+        .filter(|(k, _)| *k != SOURCE_FIELD)
+        .copied()
+        .collect();
+    encode_as(out, json, time, &layout, &others, &mut Scratch::default())
+}
+
+/// Appends one record in `layout`, with the fields the plugin adds (`extra`). Returns its event
+/// time. On any error the buffer is as it was.
+pub fn encode_as(
+    out: &mut Vec<u8>,
+    json: &[u8],
+    time: TimeField,
+    layout: &Layout,
+    extra: &[(&str, &str)],
+    scratch: &mut Scratch,
+) -> Result<EventTime, EncodeError> {
     let start = out.len();
-    let r = encode_inner(out, json, time, extra);
+    let r = encode_inner(out, json, time, layout, extra, scratch);
     if r.is_err() {
         out.truncate(start);
     }
@@ -152,19 +469,38 @@ fn encode_inner(
     out: &mut Vec<u8>,
     json: &[u8],
     time: TimeField,
+    layout: &Layout,
     extra: &[(&str, &str)],
+    scratch: &mut Scratch,
 ) -> Result<EventTime, EncodeError> {
     out.push(0x92); // fixarray 2
     let ts_at = out.len();
     out.extend_from_slice(&[0u8; 10]);
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let captured = TopSeed {
+    let body_at = out.len();
+    out.extend_from_slice(&[0u8; 5]);
+    // The record's own fields: the body itself (raw), or one map under the remainder key.
+    let own_at = match layout.norm {
+        None => None,
+        Some(n) => {
+            let _ = rmp::encode::write_str(out, n.remainder());
+            let at = out.len();
+            out.extend_from_slice(&[0u8; 5]);
+            Some(at)
+        }
+    };
+    let fields = layout.norm.map(|n| n.fields());
+    scratch.reset(fields.map_or(0, CaptureSet::len));
+    let mut w = Walk {
         out: &mut *out,
-        time,
-        extra,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| {
+        time_name: time.name(),
+        time: Captured::None,
+        id: IdHash::seeded(layout.source),
+        fields,
+        drop_mapped: layout.norm.is_some_and(|n| n.drops_mapped()),
+        scratch: &mut *scratch,
+    };
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let n_own = TopSeed { w: &mut w }.deserialize(&mut de).map_err(|e| {
         if e.to_string().contains(DEPTH_MSG) {
             EncodeError::TooDeep
         } else {
@@ -172,6 +508,7 @@ fn encode_inner(
         }
     })?;
     de.end().map_err(|e| EncodeError::Json(e.to_string()))?;
+    let (captured, mut id) = (w.time, w.id);
     let et = match (time, captured) {
         (TimeField::EpochMillis(_), Captured::Int(ms)) => EventTime::from_millis(ms),
         (TimeField::EpochMillis(_), Captured::Float(ms)) => EventTime::from_millis(ms as i64),
@@ -183,7 +520,114 @@ fn encode_inner(
     }
     .unwrap_or_else(EventTime::now);
     out.as_mut_slice()[ts_at..ts_at + 10].copy_from_slice(&et.ext_bytes());
+    // The plugin's own fields, in the hash too.
+    let mut n_own = n_own;
+    let raw = layout.norm.is_none();
+    if raw {
+        let _ = rmp::encode::write_str(out, SOURCE_FIELD);
+        let _ = rmp::encode::write_str(out, layout.source);
+        n_own += 1;
+    }
+    for (k, v) in extra {
+        let _ = rmp::encode::write_str(out, k);
+        let _ = rmp::encode::write_str(out, v);
+        id.field(k, v);
+        n_own += 1;
+    }
+    let id = id.text();
+    let n_body = match (layout.norm, own_at) {
+        (Some(norm), Some(at)) => {
+            patch_len(out, at, n_own, true);
+            let facts = Facts {
+                source: layout.source,
+                time: et,
+                id: &id,
+                scratch,
+                extra,
+            };
+            let mut leaves = Vec::with_capacity(48);
+            norm.leaves(&facts, &mut leaves);
+            1 + write_tree(out, &leaves)
+        }
+        _ => {
+            let _ = rmp::encode::write_str(out, ID_FIELD);
+            let _ = rmp::encode::write_str(out, &id);
+            n_own + 1
+        }
+    };
+    patch_len(out, body_at, n_body, true);
     Ok(et)
+}
+
+/// Writes `leaves` (sorted by path) as nested maps; returns how many top-level keys it wrote.
+/// Leaves that share the start of their paths share those maps.
+pub fn write_tree(out: &mut Vec<u8>, leaves: &[(&[&str], Out)]) -> u32 {
+    // Open maps: (depth's key, header position, entries so far).
+    let mut open: Vec<(&str, usize, u32)> = Vec::new();
+    let mut top: u32 = 0;
+    for (path, val) in leaves {
+        let Some((leaf, dirs)) = path.split_last() else {
+            continue;
+        };
+        // Close the maps this path does not continue.
+        let keep = open
+            .iter()
+            .zip(dirs.iter())
+            .take_while(|((k, _, _), d)| k == *d)
+            .count();
+        while open.len() > keep {
+            if let Some((_, at, n)) = open.pop() {
+                patch_len(out, at, n, true);
+            }
+        }
+        // Open the ones it needs.
+        for d in dirs.iter().skip(keep) {
+            match open.last_mut() {
+                Some(parent) => parent.2 += 1,
+                None => top += 1,
+            }
+            let _ = rmp::encode::write_str(out, d);
+            let at = out.len();
+            out.extend_from_slice(&[0u8; 5]);
+            open.push((d, at, 0));
+        }
+        match open.last_mut() {
+            Some(parent) => parent.2 += 1,
+            None => top += 1,
+        }
+        let _ = rmp::encode::write_str(out, leaf);
+        write_out(out, val);
+    }
+    while let Some((_, at, n)) = open.pop() {
+        patch_len(out, at, n, true);
+    }
+    top
+}
+
+/// Appends a record built from `leaves` (sorted by path), and, if given, a map of string fields
+/// under its name (an error record's context in a normalized schema).
+pub fn encode_tree(
+    out: &mut Vec<u8>,
+    time: EventTime,
+    leaves: &[(&[&str], Out)],
+    remainder: Option<(&str, &[(&str, &str)])>,
+) {
+    out.push(0x92);
+    out.extend_from_slice(&time.ext_bytes());
+    let at = out.len();
+    out.extend_from_slice(&[0u8; 5]);
+    let mut n = 0;
+    if let Some((name, fields)) = remainder {
+        let _ = rmp::encode::write_str(out, name);
+        let _ = rmp::encode::write_map_len(out, fields.len() as u32);
+        for (k, v) in fields {
+            let _ = rmp::encode::write_str(out, k);
+            let _ = rmp::encode::write_str(out, v);
+        }
+        n += 1;
+    }
+    n += write_tree(out, leaves);
+    patch_len(out, at, n, true);
 }
 
 /// Appends a record built from string fields only (error and snapshot markers).
@@ -197,7 +641,20 @@ pub fn encode_fields(out: &mut Vec<u8>, time: EventTime, fields: &[(&str, &str)]
     }
 }
 
-/// Appends an error record for data that could not be delivered as it came.
+/// The excerpt of offending data an error record carries: at most 512 bytes, cut at a
+/// character boundary.
+pub fn excerpt_text(excerpt: &[u8]) -> String {
+    let mut cut = excerpt.len().min(MAX_EXCERPT);
+    loop {
+        match std::str::from_utf8(&excerpt[..cut]) {
+            Ok(s) => break s.to_string(),
+            Err(e) if e.valid_up_to() > 0 => cut = e.valid_up_to(),
+            Err(_) => break String::from_utf8_lossy(&excerpt[..cut]).into_owned(),
+        }
+    }
+}
+
+/// Appends an error record (raw layout) for data that could not be delivered as it came.
 pub fn encode_error(
     out: &mut Vec<u8>,
     source: &str,
@@ -205,20 +662,21 @@ pub fn encode_error(
     excerpt: &[u8],
     context: &[(&str, &str)],
 ) {
-    let mut cut = excerpt.len().min(MAX_EXCERPT);
-    let text = loop {
-        match std::str::from_utf8(&excerpt[..cut]) {
-            Ok(s) => break s.to_string(),
-            Err(e) if e.valid_up_to() > 0 => cut = e.valid_up_to(),
-            Err(_) => break String::from_utf8_lossy(&excerpt[..cut]).into_owned(),
-        }
-    };
+    let text = excerpt_text(excerpt);
+    let mut id = IdHash::seeded(source);
+    id.field(ERROR_FIELD, reason);
+    id.field(EXCERPT_FIELD, &text);
+    for (k, v) in context {
+        id.field(k, v);
+    }
+    let id = id.text();
     let mut fields: Vec<(&str, &str)> = vec![
         (SOURCE_FIELD, source),
         (ERROR_FIELD, reason),
         (EXCERPT_FIELD, &text),
     ];
     fields.extend_from_slice(context);
+    fields.push((ID_FIELD, &id));
     encode_fields(out, EventTime::now(), &fields);
 }
 
@@ -255,208 +713,370 @@ fn patch_len(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
     }
 }
 
-struct TopSeed<'a> {
+/// The one pass through a record: what it writes, hashes and captures.
+struct Walk<'a> {
     out: &'a mut Vec<u8>,
-    time: TimeField,
-    extra: &'a [(&'a str, &'a str)],
+    time_name: &'a str,
+    time: Captured,
+    id: IdHash,
+    fields: Option<&'a CaptureSet>,
+    drop_mapped: bool,
+    scratch: &'a mut Scratch,
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Captured;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Captured, D::Error> {
+/// Where a value sits: its path (for the id), whether it is written, captured (its slot), the
+/// event time, or a parent of captured fields (its key).
+#[derive(Clone, Copy)]
+struct At<'k> {
+    path: u64,
+    depth: usize,
+    write: bool,
+    slot: Option<usize>,
+    time: bool,
+    parent: Option<&'k str>,
+}
+
+struct TopSeed<'a, 'w> {
+    w: &'a mut Walk<'w>,
+}
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, '_> {
+    type Value = u32;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u32, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = Captured;
+impl<'de> Visitor<'de> for TopSeed<'_, '_> {
+    type Value = u32;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Captured, A::Error> {
-        let at = self.out.len();
-        self.out.extend_from_slice(&[0u8; 5]);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u32, A::Error> {
         let mut n: u32 = 0;
-        let mut captured = Captured::None;
-        let want = self.time.name();
+        let top = At {
+            path: 0,
+            depth: 0,
+            write: true,
+            slot: None,
+            time: false,
+            parent: None,
+        };
         while let Some(key) = map.next_key_seed(KeySeed {
-            out: &mut *self.out,
-            want,
+            w: &mut *self.w,
+            at: top,
         })? {
-            let capture = key && matches!(captured, Captured::None);
-            let c = map.next_value_seed(ValueSeed {
-                out: &mut *self.out,
-                depth: 1,
-                capture,
-            })?;
-            if capture {
-                captured = c;
+            let at = key.at;
+            if at.write {
+                n += 1;
             }
-            n += 1;
+            map.next_value_seed(ValueSeed {
+                w: &mut *self.w,
+                at,
+            })?;
         }
-        for (k, v) in self.extra {
-            let _ = rmp::encode::write_str(&mut *self.out, k);
-            let _ = rmp::encode::write_str(&mut *self.out, v);
-            n += 1;
-        }
-        patch_len(self.out, at, n, true);
-        Ok(captured)
+        Ok(n)
     }
 }
 
-/// Writes a key; returns whether it is the event-time field.
-struct KeySeed<'a> {
-    out: &'a mut Vec<u8>,
-    want: &'a str,
+/// A key, written (when its value is) and looked up in the capture set.
+struct KeySeed<'a, 'w, 'k> {
+    w: &'a mut Walk<'w>,
+    at: At<'k>,
 }
 
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = bool;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+struct KeyOut {
+    at: At<'static>,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_, '_> {
+    type Value = KeyOut;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KeyOut, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = bool;
+impl<'de> Visitor<'de> for KeySeed<'_, '_, '_> {
+    type Value = KeyOut;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string key")
     }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
-        let _ = rmp::encode::write_str(&mut *self.out, v);
-        Ok(!self.want.is_empty() && self.want == v)
+    fn visit_str<E>(self, v: &str) -> Result<KeyOut, E> {
+        let w = self.w;
+        let top = self.at.depth == 0;
+        let (slot, parent) = match w.fields {
+            Some(set) if top => (set.slot(None, v), set.parent(v)),
+            Some(set) => (self.at.parent.and_then(|p| set.slot(Some(p), v)), None),
+            None => (None, None),
+        };
+        let dropped = top
+            && w.drop_mapped
+            && slot.is_some_and(|i| w.fields.is_some_and(|set| set.is_mapped(i)));
+        let write = self.at.write && !dropped;
+        if write {
+            let _ = rmp::encode::write_str(&mut *w.out, v);
+        }
+        Ok(KeyOut {
+            at: At {
+                path: key_path(self.at.path, v),
+                depth: self.at.depth + 1,
+                write,
+                slot,
+                time: top && !w.time_name.is_empty() && w.time_name == v,
+                parent,
+            },
+        })
     }
 }
 
-struct ValueSeed<'a> {
-    out: &'a mut Vec<u8>,
-    depth: usize,
-    capture: bool,
+struct ValueSeed<'a, 'w> {
+    w: &'a mut Walk<'w>,
+    at: At<'static>,
 }
 
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
-    type Value = Captured;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Captured, D::Error> {
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for ValueSeed<'_> {
-    type Value = Captured;
+impl ValueSeed<'_, '_> {
+    fn capture(&mut self, c: Cap) {
+        if let Some(slot) = self.at.slot {
+            if let Some(x) = self.w.scratch.caps.get_mut(slot) {
+                *x = c;
+            }
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Captured, E> {
-        let _ = rmp::encode::write_bool(&mut *self.out, v);
-        Ok(Captured::None)
+    fn visit_bool<E>(mut self, v: bool) -> Result<(), E> {
+        if self.at.write {
+            let _ = rmp::encode::write_bool(&mut *self.w.out, v);
+        }
+        self.w.id.leaf(self.at.path, b'b', &[u8::from(v)]);
+        self.capture(Cap::Bool(v));
+        Ok(())
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Captured, E> {
-        let _ = rmp::encode::write_sint(&mut *self.out, v);
-        Ok(if self.capture {
-            Captured::Int(v)
-        } else {
-            Captured::None
-        })
+    fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
+        if self.at.write {
+            let _ = rmp::encode::write_sint(&mut *self.w.out, v);
+        }
+        self.w.id.leaf(self.at.path, b'i', &v.to_le_bytes());
+        if self.at.time {
+            self.w.time = Captured::Int(v);
+        }
+        self.capture(Cap::Int(v));
+        Ok(())
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Captured, E> {
-        let _ = rmp::encode::write_uint(&mut *self.out, v);
-        Ok(if self.capture {
-            Captured::Int(v.min(i64::MAX as u64) as i64)
-        } else {
-            Captured::None
-        })
+    fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
+        if self.at.write {
+            let _ = rmp::encode::write_uint(&mut *self.w.out, v);
+        }
+        match i64::try_from(v) {
+            Ok(i) => self.w.id.leaf(self.at.path, b'i', &i.to_le_bytes()),
+            Err(_) => self.w.id.leaf(self.at.path, b'u', &v.to_le_bytes()),
+        }
+        let i = v.min(i64::MAX as u64) as i64;
+        if self.at.time {
+            self.w.time = Captured::Int(i);
+        }
+        self.capture(Cap::Int(i));
+        Ok(())
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Captured, E> {
-        let _ = rmp::encode::write_f64(&mut *self.out, v);
-        Ok(if self.capture {
-            Captured::Float(v)
-        } else {
-            Captured::None
-        })
+    fn visit_f64<E>(mut self, v: f64) -> Result<(), E> {
+        if self.at.write {
+            let _ = rmp::encode::write_f64(&mut *self.w.out, v);
+        }
+        self.w
+            .id
+            .leaf(self.at.path, b'f', &v.to_bits().to_le_bytes());
+        if self.at.time {
+            self.w.time = Captured::Float(v);
+        }
+        self.capture(Cap::Float(v));
+        Ok(())
     }
-    fn visit_str<E>(self, v: &str) -> Result<Captured, E> {
-        let _ = rmp::encode::write_str(&mut *self.out, v);
-        Ok(if self.capture {
-            Captured::Text(v.to_string())
-        } else {
-            Captured::None
-        })
+    fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
+        if self.at.write {
+            let _ = rmp::encode::write_str(&mut *self.w.out, v);
+        }
+        self.w.id.leaf(self.at.path, b'"', v.as_bytes());
+        if self.at.time {
+            self.w.time = Captured::Text(v.to_string());
+        }
+        if self.at.slot.is_some() {
+            let (a, b) = self.w.scratch.push(v);
+            self.capture(Cap::Text(a, b));
+        }
+        Ok(())
     }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Captured, E> {
-        let _ = rmp::encode::write_nil(&mut *self.out);
-        Ok(Captured::None)
+    fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
+        if self.at.write {
+            let _ = rmp::encode::write_nil(&mut *self.w.out);
+        }
+        self.w.id.leaf(self.at.path, b'n', &[]);
+        self.capture(Cap::Null);
+        Ok(())
     }
-    fn visit_none<E: serde::de::Error>(self) -> Result<Captured, E> {
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
         self.visit_unit()
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Captured, A::Error> {
-        if self.depth >= MAX_DEPTH {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        if self.at.depth >= MAX_DEPTH {
             return Err(serde::de::Error::custom(DEPTH_MSG));
         }
-        let at = self.out.len();
-        self.out.extend_from_slice(&[0u8; 5]);
+        let hdr = self.at.write.then(|| {
+            let at = self.w.out.len();
+            self.w.out.extend_from_slice(&[0u8; 5]);
+            at
+        });
+        // A captured array keeps the texts of its scalar items.
+        let list_from = self.w.scratch.text.len() as u32;
         let mut n: u32 = 0;
         while seq
-            .next_element_seed(ValueSeed {
-                out: &mut *self.out,
-                depth: self.depth + 1,
-                capture: false,
+            .next_element_seed(ItemSeed {
+                w: &mut *self.w,
+                at: At {
+                    path: index_path(self.at.path, n),
+                    depth: self.at.depth + 1,
+                    write: self.at.write,
+                    slot: None,
+                    time: false,
+                    parent: None,
+                },
+                list: self.at.slot.is_some(),
             })?
             .is_some()
         {
             n += 1;
         }
-        patch_len(self.out, at, n, false);
-        Ok(Captured::None)
+        self.w.id.leaf(self.at.path, b'[', &n.to_le_bytes());
+        if let Some(at) = hdr {
+            patch_len(self.w.out, at, n, false);
+        }
+        let list_to = self.w.scratch.text.len() as u32;
+        self.capture(Cap::List(list_from, list_to));
+        Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Captured, A::Error> {
-        if self.depth >= MAX_DEPTH {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.at.depth >= MAX_DEPTH {
             return Err(serde::de::Error::custom(DEPTH_MSG));
         }
-        let at = self.out.len();
-        self.out.extend_from_slice(&[0u8; 5]);
+        let hdr = self.at.write.then(|| {
+            let at = self.w.out.len();
+            self.w.out.extend_from_slice(&[0u8; 5]);
+            at
+        });
         let mut n: u32 = 0;
-        while map
-            .next_key_seed(PlainKey {
-                out: &mut *self.out,
-            })?
-            .is_some()
-        {
+        let inner = At {
+            slot: None,
+            time: false,
+            ..self.at
+        };
+        while let Some(key) = map.next_key_seed(KeySeed {
+            w: &mut *self.w,
+            at: inner,
+        })? {
             map.next_value_seed(ValueSeed {
-                out: &mut *self.out,
-                depth: self.depth + 1,
-                capture: false,
+                w: &mut *self.w,
+                at: At {
+                    parent: None,
+                    ..key.at
+                },
             })?;
             n += 1;
         }
-        patch_len(self.out, at, n, true);
-        Ok(Captured::None)
-    }
-}
-
-struct PlainKey<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl<'de> DeserializeSeed<'de> for PlainKey<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PlainKey<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string key")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        let _ = rmp::encode::write_str(&mut *self.out, v);
+        self.w.id.leaf(self.at.path, b'{', &n.to_le_bytes());
+        if let Some(at) = hdr {
+            patch_len(self.w.out, at, n, true);
+        }
         Ok(())
     }
 }
 
-/// Encodes one Mimecast record and tags it with its source.
+/// An array item: a value, whose scalar text also joins the captured list when `list`.
+struct ItemSeed<'a, 'w> {
+    w: &'a mut Walk<'w>,
+    at: At<'static>,
+    list: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        if self.list {
+            d.deserialize_any(ListItem {
+                inner: ValueSeed {
+                    w: self.w,
+                    at: self.at,
+                },
+            })
+        } else {
+            d.deserialize_any(ValueSeed {
+                w: self.w,
+                at: self.at,
+            })
+        }
+    }
+}
+
+/// A captured list's item: written as any value, and its text kept (strings and numbers).
+struct ListItem<'a, 'w> {
+    inner: ValueSeed<'a, 'w>,
+}
+
+impl ListItem<'_, '_> {
+    fn keep(&mut self, s: &str) {
+        self.inner.w.scratch.text.extend_from_slice(s.as_bytes());
+        self.inner.w.scratch.text.push(0x1f);
+    }
+}
+
+impl<'de> Visitor<'de> for ListItem<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.inner.visit_bool(v)
+    }
+    fn visit_i64<E: serde::de::Error>(mut self, v: i64) -> Result<(), E> {
+        self.keep(&v.to_string());
+        self.inner.visit_i64(v)
+    }
+    fn visit_u64<E: serde::de::Error>(mut self, v: u64) -> Result<(), E> {
+        self.keep(&v.to_string());
+        self.inner.visit_u64(v)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        self.inner.visit_f64(v)
+    }
+    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
+        self.keep(v);
+        self.inner.visit_str(v)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.inner.visit_unit()
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.inner.visit_unit()
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.inner.visit_seq(seq)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.inner.visit_map(map)
+    }
+}
+
+/// Encodes one Mimecast record (raw layout) and tags it with its source.
 pub fn encode_record(
     out: &mut Vec<u8>,
     json: &[u8],
@@ -474,10 +1094,8 @@ pub fn encode_record_with(
     source: &str,
     more: &[(&str, &str)],
 ) -> Result<EventTime, EncodeError> {
-    let mut extra: Vec<(&str, &str)> = Vec::with_capacity(more.len() + 1);
-    extra.push((SOURCE_FIELD, source));
-    extra.extend_from_slice(more);
-    encode_json(out, json, time, &extra)
+    let layout = Layout { source, norm: None };
+    encode_as(out, json, time, &layout, more, &mut Scratch::default())
 }
 
 #[cfg(test)]
@@ -504,7 +1122,7 @@ mod tests {
             0xd7, 0x00,                             // fixext 8, type 0 = EventTime
             0x67, 0x34, 0x94, 0x33,                 // seconds 1731499059 = 0x67349433 (BE)
             0x12, 0xb7, 0x42, 0x80,                 // nanoseconds 314000000 = 0x12b74280 (BE)
-            0x86,                                   // fixmap 6 (5 fields + mimecast_source)
+            0x87,                                   // fixmap 7 (5 fields + mimecast_source + mimecast_id)
             0xa9, b't', b'i', b'm', b'e', b's', b't', b'a', b'm', b'p',
             0xcf, 0, 0, 0x01, 0x93, 0x25, 0x62, 0xe8, 0x72, // uint64 1731499059314 = 0x1932562e872, as it came
             0xa4, b't', b'y', b'p', b'e', 0xa2, b'a', b'v',
@@ -514,8 +1132,84 @@ mod tests {
             0xcb, 0x3f, 0xe0, 0, 0, 0, 0, 0, 0,     // float64 0.5
             0xaf, b'm', b'i', b'm', b'e', b'c', b'a', b's', b't', b'_', b's', b'o', b'u', b'r', b'c', b'e',
             0xa7, b's', b'i', b'e', b'm', b'_', b'c', b'g',
+            0xab, b'm', b'i', b'm', b'e', b'c', b'a', b's', b't', b'_', b'i', b'd',
+            0xd9, 0x20,                             // str 8, 32 bytes: the id in hex
         ];
-        assert_eq!(got, want);
+        assert_eq!(got[..want.len()], want[..]);
+        let id = &got[want.len()..];
+        assert_eq!(id.len(), 32);
+        assert!(id.iter().all(|b| b.is_ascii_hexdigit()), "{id:?}");
+    }
+
+    /// The id of a raw record.
+    fn id_of(json: &str, source: &str, more: &[(&str, &str)]) -> String {
+        let mut b = Vec::new();
+        encode_record_with(&mut b, json.as_bytes(), TimeField::Now, source, more).unwrap();
+        let v = rmpv::decode::read_value(&mut &b[..]).unwrap();
+        let body = v[1].as_map().unwrap();
+        let (k, id) = body.last().unwrap();
+        assert_eq!(k.as_str(), Some(ID_FIELD));
+        id.as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn the_id_is_the_content_in_canonical_form() {
+        let a = id_of(r#"{"a":"x","b":1,"c":[1,{"d":null}]}"#, "audit", &[]);
+        // Key order, whitespace and escapes do not change it.
+        assert_eq!(
+            a,
+            id_of(
+                r#"{ "c": [1, {"d": null}], "b": 1, "a": "x" }"#,
+                "audit",
+                &[]
+            )
+        );
+        let differs = [
+            id_of(r#"{"a":"x","b":1,"c":[1,{"d":null}]}"#, "dlp", &[]),
+            id_of(r#"{"a":"x","b":"1","c":[1,{"d":null}]}"#, "audit", &[]),
+            id_of(r#"{"a":"x","b":1,"c":[{"d":null},1]}"#, "audit", &[]),
+            id_of(r#"{"a":"x","b":1,"c":[1,{"d":""}]}"#, "audit", &[]),
+            id_of(r#"{"a":"x","b":1,"c":[1,{"e":null}]}"#, "audit", &[]),
+            id_of(
+                r#"{"a":"x","b":1,"c":[1,{"d":null}],"a":"x"}"#,
+                "audit",
+                &[],
+            ),
+            id_of(
+                r#"{"a":"x","b":1,"c":[1,{"d":null}]}"#,
+                "audit",
+                &[("mimecast_snapshot", "t1")],
+            ),
+            id_of(
+                r#"{"a":"x","b":1,"c":[1,{"d":null}]}"#,
+                "audit",
+                &[("mimecast_snapshot", "t2")],
+            ),
+            id_of(r#"{"a":"xb","c":[1,{"d":null}]}"#, "audit", &[]),
+            id_of(r#"{"a":"x","b":1,"c":[1],"d":null}"#, "audit", &[]),
+        ];
+        let mut all = vec![a.clone()];
+        all.extend(differs.iter().cloned());
+        let unique: std::collections::BTreeSet<&String> = all.iter().collect();
+        assert_eq!(unique.len(), all.len(), "{all:#?}");
+    }
+
+    #[test]
+    fn ids_of_many_near_identical_records_do_not_collide() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..200_000u32 {
+            let json = format!(
+                r#"{{"processingId":"p{}","messageId":"m{}","n":{}}}"#,
+                i / 7,
+                i % 13,
+                i % 3
+            );
+            seen.insert(id_of(&json, "siem_cg", &[]));
+        }
+        // 7 x 13 x 3 combinations repeat: exactly the distinct contents are distinct ids.
+        let distinct: std::collections::HashSet<(u32, u32, u32)> =
+            (0..200_000u32).map(|i| (i / 7, i % 13, i % 3)).collect();
+        assert_eq!(seen.len(), distinct.len());
     }
 
     #[test]
@@ -562,7 +1256,7 @@ mod tests {
         let v = rmpv::decode::read_value(&mut rd).unwrap();
         assert!(rd.is_empty());
         let body = v[1].as_map().unwrap();
-        assert_eq!(body.len(), 70_002);
+        assert_eq!(body.len(), 70_003);
         assert_eq!(body[70_000].1.as_str().unwrap().len(), long.len());
     }
 
@@ -667,7 +1361,7 @@ mod tests {
         );
         let v = rmpv::decode::read_value(&mut b.as_slice()).unwrap();
         let body = v[1].as_map().unwrap();
-        assert_eq!(body.len(), 4);
+        assert_eq!(body.len(), 5, "source, error, excerpt, file, id");
         assert!(body[2].1.as_str().unwrap().len() <= 3 * MAX_EXCERPT);
     }
 }

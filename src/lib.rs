@@ -13,5 +13,6 @@ pub mod log;
 pub mod metrics;
 pub mod mimecast;
 pub mod probe;
+pub mod schema;
 pub mod sources;
 pub mod state;

@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 /// below it.
 const ROOMS: &[(&str, &[&str])] = &[
     ("leaves", &["hash", "ffi::buffer"]),
-    ("records and state", &["log", "metrics", "encode", "state"]),
+    (
+        "records and state",
+        &["log", "metrics", "encode", "schema", "state"],
+    ),
     ("configuration and hand-off", &["config", "handoff"]),
     ("Mimecast client", &["mimecast"]),
     (

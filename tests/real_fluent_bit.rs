@@ -564,3 +564,81 @@ fn real_fluent_bit_reports_a_failure_once_within_seconds() {
         assert!(status.success(), "{case}: exit {status:?}\n{err}");
     }
 }
+
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_writes_valid_ecs_records_to_a_file() {
+    let Some(bin) = fluent_bit() else { return };
+    let spec = common::standards::fixture("ecs-fields.json");
+    let sim = sim_with(|c| c.api_rate = 120);
+    let plugin = Plugin::copy();
+    let dir = temp_dir("realfb-ecs");
+    let inputs = input(
+        &sim,
+        &dir.join("s"),
+        "    Tag ecs\n    schema ecs\n    sources siem_cg, audit, ttp_url, rejections\n    siem_types receipt, av\n    initial_lookback 2h\n",
+    ) + &format!(
+        "[OUTPUT]\n    Name file\n    Match ecs\n    Path {}\n    File ecs.json\n    Format plain\n",
+        dir.display()
+    );
+    let mut run = start(&bin, &dir, &plugin, &inputs, &[]);
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(dir.join("ecs.json"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let datasets = |recs: &[serde_json::Value]| -> BTreeSet<String> {
+        recs.iter()
+            .filter_map(|r| {
+                r.pointer("/event/dataset")
+                    .and_then(|d| d.as_str())
+                    .map(String::from)
+            })
+            .collect()
+    };
+    let want: BTreeSet<String> = ["siem_cg", "audit", "ttp_url", "rejections"]
+        .iter()
+        .map(|s| format!("mimecast.{s}"))
+        .collect();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(60) && !want.is_subset(&datasets(&read())) {
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let status = sigterm(&mut run);
+    let err = run.err.lock().unwrap().clone();
+    let recs = read();
+    assert!(status.success(), "exit {status:?}\n{err}");
+    assert!(
+        want.is_subset(&datasets(&recs)),
+        "{:?}\n{err}",
+        datasets(&recs)
+    );
+    let mut ids = BTreeSet::new();
+    for r in &recs {
+        let errs = common::standards::check_ecs(&spec, r);
+        assert!(errs.is_empty(), "{errs:?} in {r}");
+        let id = r
+            .pointer("/event/id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        assert!(ids.insert(id.to_string()), "id {id} twice");
+    }
+    assert!(
+        recs.iter()
+            .any(|r| r.pointer("/event/dataset").and_then(|v| v.as_str())
+                == Some("mimecast.rejections")
+                && r.pointer("/event/kind").and_then(|v| v.as_str()) == Some("alert")),
+        "rejections are alerts"
+    );
+    // The original record is kept: the SIEM ground truth is still readable under `mimecast`.
+    let siem: Vec<EventKey> = recs
+        .iter()
+        .filter_map(|r| r.get("mimecast").and_then(mimecast_sim::identity))
+        .collect();
+    assert!(!siem.is_empty());
+}

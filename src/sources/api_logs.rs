@@ -16,6 +16,7 @@ use crate::encode::{parse_time_text, TimeField};
 use crate::handoff::Commit;
 use crate::log::Level;
 use crate::mimecast::client::{paged_body, ApiError, Client};
+use crate::schema::Records;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct ApiSpec {
     pub permission: Option<&'static str>,
     /// How far back the endpoint serves data.
     pub retention_days: u64,
+    /// What its records are, for the normalized schemas.
+    pub records: Records,
     /// Records change after they appear: every poll reads this many days again (instead of
     /// `overlap`), in one request window, so changes to records that old are seen.
     pub reread_days: u64,
@@ -82,10 +85,12 @@ const PLAIN: ApiSpec = ApiSpec {
     extra: &[],
     permission: None,
     retention_days: 30,
+    records: Records::Generic,
     reread_days: 0,
 };
 
 pub static TTP_URL: ApiSpec = ApiSpec {
+    records: Records::TtpUrl,
     source: "ttp_url",
     path: "/api/ttp/url/get-logs",
     from_field: "from",
@@ -104,6 +109,7 @@ pub static TTP_URL: ApiSpec = ApiSpec {
 };
 
 pub static TTP_ATTACHMENT: ApiSpec = ApiSpec {
+    records: Records::TtpAttachment,
     source: "ttp_attachment",
     path: "/api/ttp/attachment/get-logs",
     from_field: "from",
@@ -128,6 +134,7 @@ pub static TTP_ATTACHMENT: ApiSpec = ApiSpec {
 };
 
 pub static TTP_IMPERSONATION: ApiSpec = ApiSpec {
+    records: Records::TtpImpersonation,
     source: "ttp_impersonation",
     path: "/api/ttp/impersonation/get-logs",
     from_field: "from",
@@ -143,6 +150,7 @@ pub static TTP_IMPERSONATION: ApiSpec = ApiSpec {
 };
 
 pub static AUDIT: ApiSpec = ApiSpec {
+    records: Records::Audit,
     source: "audit",
     path: "/api/audit/get-audit-events",
     from_field: "startDateTime",
@@ -158,6 +166,7 @@ pub static AUDIT: ApiSpec = ApiSpec {
 };
 
 pub static DLP: ApiSpec = ApiSpec {
+    records: Records::Dlp,
     source: "dlp",
     path: "/api/dlp/get-logs",
     from_field: "from",
@@ -179,6 +188,7 @@ pub static DLP: ApiSpec = ApiSpec {
 };
 
 pub static HELD_RELEASE: ApiSpec = ApiSpec {
+    records: Records::HeldRelease,
     source: "held_release",
     path: "/api/gateway/get-held-release-logs",
     from_field: "start",
@@ -194,6 +204,7 @@ pub static HELD_RELEASE: ApiSpec = ApiSpec {
 };
 
 pub static ARCHIVE_SEARCH: ApiSpec = ApiSpec {
+    records: Records::ArchiveSearch,
     source: "archive_search",
     path: "/api/archive/get-archive-search-logs",
     from_field: "start",
@@ -216,6 +227,7 @@ pub static ARCHIVE_SEARCH: ApiSpec = ApiSpec {
 };
 
 pub static SEARCH_LOGS: ApiSpec = ApiSpec {
+    records: Records::ArchiveSearch,
     source: "search_logs",
     path: "/api/archive/get-search-logs",
     from_field: "start",
@@ -238,6 +250,7 @@ pub static SEARCH_LOGS: ApiSpec = ApiSpec {
 };
 
 pub static ARCHIVE_VIEW: ApiSpec = ApiSpec {
+    records: Records::ArchiveView,
     source: "archive_view",
     path: "/api/archive/get-view-logs",
     from_field: "start",
@@ -263,6 +276,7 @@ pub static ARCHIVE_VIEW: ApiSpec = ApiSpec {
 /// Rejected connections and messages (reference notes: docs/research/rejections-and-queues.md).
 /// Without `admin` the API answers with the calling user's own rejections only.
 pub static REJECTIONS: ApiSpec = ApiSpec {
+    records: Records::Rejection,
     source: "rejections",
     path: "/api/gateway/get-rejections",
     nest: Some("rejections"),
@@ -278,6 +292,7 @@ pub static REJECTIONS: ApiSpec = ApiSpec {
 /// creation, but they change afterwards (messages restored, counts updated, `modified` moves),
 /// so the last 7 days are read again every poll and each change is a new record.
 pub static REMEDIATION: ApiSpec = ApiSpec {
+    records: Records::RemediationIncident,
     source: "remediation",
     path: "/api/ttp/remediation/find-incidents",
     nest: Some("incidents"),
@@ -350,6 +365,10 @@ impl Source for ApiSpec {
         self.permission
     }
 
+    fn records(&self) -> Records {
+        self.records
+    }
+
     fn streams(&'static self, ctx: &SourceCtx) -> Vec<Box<dyn Stream>> {
         vec![Box::new(ApiStream {
             spec: self,
@@ -404,7 +423,12 @@ impl Stream for ApiStream {
 }
 
 async fn poll(spec: &'static ApiSpec, ctx: &SourceCtx, cur: &mut Cursor) -> Result<(), Stop> {
-    let mut em = Emitter::new(ctx, spec.source, TimeField::Text(spec.time_field));
+    let mut em = Emitter::new(
+        ctx,
+        spec.source,
+        spec.records,
+        TimeField::Text(spec.time_field),
+    );
     // Whatever way it ends, send what was read with the position reached.
     let result = poll_windows(spec, ctx, cur, &mut em).await;
     em.mark(Commit::of(spec.source, &*cur));

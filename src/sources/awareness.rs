@@ -6,6 +6,7 @@
 
 use super::snapshot::{SnapshotSpec, SNAPSHOT};
 use crate::config::Config;
+use crate::schema::Records;
 use serde_json::json;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ fn every(cfg: &Config) -> Duration {
 
 /// One row per user: correct, incorrect and unwatched training modules.
 pub static PERFORMANCE: SnapshotSpec = SnapshotSpec {
+    records: Records::AwarenessUser,
     source: "awareness_performance",
     path: "/api/awareness-training/company/get-performance-details",
     permission: PERMISSION,
@@ -27,6 +29,7 @@ pub static PERFORMANCE: SnapshotSpec = SnapshotSpec {
 
 /// One row per user on the watchlist, with how often they are on it.
 pub static WATCHLIST: SnapshotSpec = SnapshotSpec {
+    records: Records::AwarenessUser,
     source: "awareness_watchlist",
     path: "/api/awareness-training/company/get-watchlist-details",
     permission: PERMISSION,
@@ -38,6 +41,7 @@ pub static WATCHLIST: SnapshotSpec = SnapshotSpec {
 /// One row per user: the SAFE risk grade and its human error, sentiment, engagement and
 /// knowledge parts.
 pub static SAFE_SCORE: SnapshotSpec = SnapshotSpec {
+    records: Records::AwarenessSafeScore,
     source: "awareness_safe_score",
     path: "/api/awareness-training/company/get-safe-score-details",
     permission: PERMISSION,
@@ -48,6 +52,7 @@ pub static SAFE_SCORE: SnapshotSpec = SnapshotSpec {
 
 /// One row per phishing campaign, with its sent, opened, clicked and submitted counts.
 pub static CAMPAIGNS: SnapshotSpec = SnapshotSpec {
+    records: Records::AwarenessCampaign,
     source: "awareness_campaigns",
     path: "/api/awareness-training/phishing/campaign/get-campaign",
     permission: PERMISSION,
@@ -59,6 +64,7 @@ pub static CAMPAIGNS: SnapshotSpec = SnapshotSpec {
 /// One row per user of each phishing campaign: what they did and when. The API's rows do not
 /// name their campaign, so each gets the campaign's `campaignId` and `campaignName`.
 pub static CAMPAIGN_USERS: SnapshotSpec = SnapshotSpec {
+    records: Records::AwarenessUser,
     source: "awareness_campaign_users",
     path: "/api/awareness-training/phishing/campaign/get-user-data",
     permission: PERMISSION,

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::encode::{parse_time_text, TimeField};
 use crate::handoff::Commit;
 use crate::mimecast::client::{ApiError, Client};
+use crate::schema::Records;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -100,6 +101,10 @@ impl Source for EmailQueues {
         PERMISSION
     }
 
+    fn records(&self) -> Records {
+        Records::EmailQueueSample
+    }
+
     fn streams(&'static self, ctx: &SourceCtx) -> Vec<Box<dyn Stream>> {
         vec![Box::new(QueueStream {
             cur: ctx.state.cursor(SOURCE),
@@ -139,7 +144,12 @@ impl Stream for QueueStream {
 
     fn poll<'a>(&'a mut self, ctx: &'a Arc<SourceCtx>) -> BoxFuture<'a, Result<Outcome, Stop>> {
         Box::pin(async move {
-            let mut em = Emitter::new(ctx, SOURCE, TimeField::Text("date"));
+            let mut em = Emitter::new(
+                ctx,
+                SOURCE,
+                Records::EmailQueueSample,
+                TimeField::Text("date"),
+            );
             let result = read(ctx, &mut self.cur, &mut em).await;
             em.mark(Commit::of(SOURCE, &self.cur));
             em.send().await?;

@@ -5,7 +5,7 @@
 //! latest position its records complete. Sending appends the chunk to the instance's hand-off
 //! buffer and clears it for the next records, so an emitter keeps one small buffer for life.
 
-use crate::encode::{self, TimeField};
+use crate::encode::{self, Layout, Normalize, Scratch, TimeField};
 pub use crate::handoff::Closed;
 use crate::handoff::Commit;
 use crate::sources::context::SourceCtx;
@@ -27,10 +27,18 @@ pub struct Emitter<'a> {
     metrics_key: String,
     errors: u64,
     newest_ms: i64,
+    /// The schema's mapping of this source's records (None: `raw`), and its captured values.
+    norm: Option<&'static dyn Normalize>,
+    scratch: Scratch,
 }
 
 impl<'a> Emitter<'a> {
-    pub fn new(ctx: &'a SourceCtx, source: &'static str, time: TimeField) -> Self {
+    pub fn new(
+        ctx: &'a SourceCtx,
+        source: &'static str,
+        records: crate::schema::Records,
+        time: TimeField,
+    ) -> Self {
         let target = ctx.chunk_target();
         Emitter {
             ctx,
@@ -44,6 +52,8 @@ impl<'a> Emitter<'a> {
             metrics_key: source.to_string(),
             errors: 0,
             newest_ms: 0,
+            norm: ctx.cfg.schema.normalizer(records),
+            scratch: Scratch::default(),
         }
     }
 
@@ -66,7 +76,18 @@ impl<'a> Emitter<'a> {
 
     /// Encodes one JSON record; an undecodable one becomes an error record instead.
     pub fn record(&mut self, json: &[u8], context: &[(&str, &str)]) {
-        match encode::encode_record(&mut self.buf, json, self.time, self.source) {
+        let layout = Layout {
+            source: self.source,
+            norm: self.norm,
+        };
+        match encode::encode_as(
+            &mut self.buf,
+            json,
+            self.time,
+            &layout,
+            &[],
+            &mut self.scratch,
+        ) {
             Ok(t) => {
                 self.seen(t);
                 self.added()
@@ -77,7 +98,18 @@ impl<'a> Emitter<'a> {
 
     /// Encodes one JSON record with more string fields in its body.
     pub fn record_with(&mut self, json: &[u8], more: &[(&str, &str)]) {
-        match encode::encode_record_with(&mut self.buf, json, self.time, self.source, more) {
+        let layout = Layout {
+            source: self.source,
+            norm: self.norm,
+        };
+        match encode::encode_as(
+            &mut self.buf,
+            json,
+            self.time,
+            &layout,
+            more,
+            &mut self.scratch,
+        ) {
             Ok(t) => {
                 self.seen(t);
                 self.added()
@@ -88,7 +120,10 @@ impl<'a> Emitter<'a> {
 
     /// Adds an error record (routed like any other record; marked by `mimecast_error`).
     pub fn error(&mut self, reason: &str, excerpt: &[u8], context: &[(&str, &str)]) {
-        encode::encode_error(&mut self.buf, self.source, reason, excerpt, context);
+        self.ctx
+            .cfg
+            .schema
+            .encode_error(&mut self.buf, self.source, reason, excerpt, context);
         self.added();
         self.errors += 1;
     }

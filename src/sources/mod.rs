@@ -77,6 +77,9 @@ pub trait Source: Sync {
     /// The Mimecast API permission it needs, where documented (named in 403 reports).
     fn permission(&self) -> Option<&'static str>;
 
+    /// What kind of records it delivers, for the `ecs` and `ocsf` schemas' mappings.
+    fn records(&self) -> crate::schema::Records;
+
     /// What it collects under `cfg`, for naming the state file (`siem_cg:receipt,av`).
     fn selection(&self, _cfg: &Config) -> String {
         self.name().to_string()

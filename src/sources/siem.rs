@@ -61,6 +61,10 @@ impl Source for Family {
         Some(PERMISSION)
     }
 
+    fn records(&self) -> crate::schema::Records {
+        crate::schema::Records::Siem
+    }
+
     fn selection(&self, cfg: &Config) -> String {
         format!("{}:{}", self.source(), self.types(cfg).join(","))
     }

@@ -328,6 +328,7 @@ impl BatchType {
         let mut em = Emitter::new(
             ctx,
             self.family.source(),
+            crate::schema::Records::Siem,
             TimeField::EpochMillis("timestamp"),
         )
         .metrics_key(&self.key);

@@ -126,7 +126,12 @@ async fn poll(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[]);
-    let mut em = Emitter::new(ctx, family.source(), TimeField::EpochMillis("timestamp"));
+    let mut em = Emitter::new(
+        ctx,
+        family.source(),
+        crate::schema::Records::Siem,
+        TimeField::EpochMillis("timestamp"),
+    );
     for e in events {
         let bytes = serde_json::to_vec(e).unwrap_or_default();
         let h = fnv(&bytes);

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::encode::TimeField;
 use crate::handoff::Commit;
 use crate::mimecast::client::{paged_body, ApiError, Client};
+use crate::schema::Records;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -37,6 +38,8 @@ pub struct SnapshotSpec {
         &'static SnapshotSpec,
         &'static [(&'static str, &'static str)],
     )>,
+    /// What its records are, for the normalized schemas.
+    pub records: Records,
 }
 
 /// The defaults of the optional fields.
@@ -48,9 +51,11 @@ pub const SNAPSHOT: SnapshotSpec = SnapshotSpec {
     nest: None,
     every: None,
     per_item_of: None,
+    records: Records::Generic,
 };
 
 pub static HOLD_LIST: SnapshotSpec = SnapshotSpec {
+    records: Records::HeldMessage,
     source: "hold_list",
     path: "/api/gateway/get-hold-message-list",
     paged: Some(|| json!({"admin": true})),
@@ -58,12 +63,14 @@ pub static HOLD_LIST: SnapshotSpec = SnapshotSpec {
 };
 
 pub static HOLD_SUMMARY: SnapshotSpec = SnapshotSpec {
+    records: Records::HoldSummary,
     source: "hold_summary",
     path: "/api/gateway/get-hold-summary-list",
     ..SNAPSHOT
 };
 
 pub static DASHBOARD: SnapshotSpec = SnapshotSpec {
+    records: Records::DashboardNotification,
     source: "dashboard",
     path: "/api/account/get-dashboard-notifications",
     permission: Some("Account | Dashboard | Read"),
@@ -95,6 +102,10 @@ impl Source for SnapshotSpec {
 
     fn permission(&self) -> Option<&'static str> {
         self.permission
+    }
+
+    fn records(&self) -> Records {
+        self.records
     }
 
     fn streams(&'static self, ctx: &SourceCtx) -> Vec<Box<dyn Stream>> {
@@ -258,7 +269,7 @@ async fn take(
         }
     }
     // Emitted only once complete: a snapshot is all of the state or nothing.
-    let mut em = Emitter::new(ctx, spec.source, TimeField::Now);
+    let mut em = Emitter::new(ctx, spec.source, spec.records, TimeField::Now);
     for (item, added) in &rows {
         let mut more: Vec<(&str, &str)> = vec![(SNAPSHOT_FIELD, &snapshot)];
         more.extend(added.iter().map(|(k, v)| (*k, v.as_str())));

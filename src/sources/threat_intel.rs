@@ -14,6 +14,7 @@ use crate::config::{Config, THREAT_FEEDS};
 use crate::encode::TimeField;
 use crate::handoff::Commit;
 use crate::mimecast::client::{fail_in_200, ApiError, Client};
+use crate::schema::Records;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -48,6 +49,10 @@ impl Source for ThreatIntel {
 
     fn permission(&self) -> Option<&'static str> {
         None
+    }
+
+    fn records(&self) -> Records {
+        Records::ThreatIndicator
     }
 
     fn selection(&self, cfg: &Config) -> String {
@@ -246,7 +251,12 @@ async fn poll(
     } else {
         "Timestamp"
     };
-    let mut em = Emitter::new(ctx, "threat_intel", TimeField::Text(time_field));
+    let mut em = Emitter::new(
+        ctx,
+        "threat_intel",
+        Records::ThreatIndicator,
+        TimeField::Text(time_field),
+    );
     let result = read_feed(feed, key, ctx, cur, &mut em).await;
     em.mark(Commit::of(key, &*cur));
     em.send().await?;

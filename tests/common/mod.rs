@@ -1,6 +1,8 @@
 //! Shared helpers of the end-to-end tests: the built plugin, the simulator, ground truth.
 #![allow(dead_code)]
 
+pub mod standards;
+
 use fbhost::{Generation, Host, InstanceSpec, Keep, Record};
 use mimecast_sim::{EventKey, Sim, SimConfig};
 use std::collections::BTreeSet;
