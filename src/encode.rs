@@ -157,33 +157,47 @@ fn fmix(mut h: u64) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Two 64-bit lanes over `bytes`, eight at a time, from `seed`.
+/// Eight bytes (or fewer, zero-padded) as a little-endian word.
+#[inline]
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = bytes.len().min(8);
+    w[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(w)
+}
+
+/// Two independent 64-bit lanes over `bytes`, eight at a time, from `seed`.
+#[inline]
 fn fold(seed: u64, bytes: &[u8]) -> (u64, u64) {
     let mut a = seed ^ 0x9e37_79b9_7f4a_7c15;
     let mut b = seed.rotate_left(32) ^ 0xc2b2_ae3d_27d4_eb4f;
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let w = u64::from_le_bytes(w);
+        let w = word(c);
         a = (a ^ w).wrapping_mul(K1).rotate_left(31);
         b = (b ^ w).wrapping_mul(K2).rotate_left(29);
     }
-    let rest = chunks.remainder();
-    let mut w = [0u8; 8];
-    w[..rest.len()].copy_from_slice(rest);
-    let w = u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56);
+    let w = word(chunks.remainder()) ^ ((bytes.len() as u64) << 56);
     a = (a ^ w).wrapping_mul(K1);
     b = (b ^ w).wrapping_mul(K2);
     (fmix(a), fmix(b ^ a))
 }
 
-/// The path of a key below `parent`.
+/// The path of a key below `parent` (one lane: paths are few, and only name where a value is).
+#[inline]
 fn key_path(parent: u64, key: &str) -> u64 {
-    fold(parent, key.as_bytes()).0
+    let bytes = key.as_bytes();
+    let mut h = parent ^ 0x2545_f491_4f6c_dd1d;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        h = (h ^ word(c)).wrapping_mul(K1).rotate_left(27);
+    }
+    h ^= word(chunks.remainder()) ^ ((bytes.len() as u64) << 56);
+    fmix(h.wrapping_mul(K2))
 }
 
 /// The path of the `i`th element of an array at `parent`.
+#[inline]
 fn index_path(parent: u64, i: u32) -> u64 {
     fmix(parent ^ (u64::from(i) + 1).wrapping_mul(K2))
 }
@@ -210,7 +224,19 @@ impl IdHash {
 
     /// 32 hex digits.
     pub fn text(&self) -> String {
-        format!("{:016x}{:016x}", self.a, self.b)
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, byte) in self
+            .a
+            .to_be_bytes()
+            .iter()
+            .chain(self.b.to_be_bytes().iter())
+            .enumerate()
+        {
+            out[2 * i] = HEX[(byte >> 4) as usize];
+            out[2 * i + 1] = HEX[(byte & 15) as usize];
+        }
+        out.iter().map(|b| *b as char).collect()
     }
 }
 
@@ -236,6 +262,22 @@ pub struct CaptureSet {
     /// Per name: whether a mapping that drops what it maps leaves it out of the remainder
     /// (fields only read to choose a kind of record stay).
     mapped: Vec<bool>,
+    /// Open-addressing index of `names` by the hash of their text: a slot per key of every
+    /// record costs one short hash, not a search among strings.
+    index: Vec<u32>,
+}
+
+/// The hash of a field name, `parent.child` given in parts.
+#[inline]
+fn name_hash(parent: Option<&str>, key: &str) -> u64 {
+    let h = match parent {
+        Some(p) => crate::hash::fnv1a_more(
+            crate::hash::fnv1a_more(crate::hash::FNV_OFFSET, p.bytes()),
+            [b'.'],
+        ),
+        None => crate::hash::FNV_OFFSET,
+    };
+    fmix(crate::hash::fnv1a_more(h, key.bytes()))
 }
 
 impl CaptureSet {
@@ -256,10 +298,20 @@ impl CaptureSet {
             .collect();
         parents.sort_unstable();
         parents.dedup();
+        let size = (names.len() * 4).next_power_of_two().max(8);
+        let mut index = vec![u32::MAX; size];
+        for (i, n) in names.iter().enumerate() {
+            let mut at = name_hash(None, n) as usize & (size - 1);
+            while index[at] != u32::MAX {
+                at = (at + 1) & (size - 1);
+            }
+            index[at] = i as u32;
+        }
         CaptureSet {
             names,
             parents,
             mapped,
+            index,
         }
     }
 
@@ -270,24 +322,41 @@ impl CaptureSet {
 
     /// The slot of a top-level field (or `parent.child` when `parent` is given).
     pub fn slot(&self, parent: Option<&str>, key: &str) -> Option<usize> {
-        match parent {
-            None => self.names.binary_search(&key).ok(),
-            Some(p) => self
-                .names
-                .binary_search_by(|n| {
-                    let (np, nc) = n.split_once('.').unwrap_or((n, ""));
-                    np.cmp(p).then(nc.cmp(key))
-                })
-                .ok(),
+        if self.names.is_empty() {
+            return None;
+        }
+        let mask = self.index.len() - 1;
+        let mut at = name_hash(parent, key) as usize & mask;
+        loop {
+            let i = *self.index.get(at)?;
+            let n = self.names.get(i as usize)?;
+            let same = match parent {
+                None => *n == key,
+                Some(p) => {
+                    n.len() == p.len() + 1 + key.len()
+                        && n.starts_with(p)
+                        && n.ends_with(key)
+                        && n.as_bytes().get(p.len()) == Some(&b'.')
+                }
+            };
+            if same {
+                return Some(i as usize);
+            }
+            at = (at + 1) & mask;
+        }
+    }
+
+    /// The slot of a name as the tables write it (`parent.child` one level down).
+    pub fn slot_of(&self, name: &str) -> Option<usize> {
+        match name.split_once('.') {
+            Some((p, c)) => self.slot(Some(p), c),
+            None => self.slot(None, name),
         }
     }
 
     /// The key itself, when fields one level below it are captured.
     fn parent(&self, key: &str) -> Option<&'static str> {
-        self.parents
-            .binary_search(&key)
-            .ok()
-            .and_then(|i| self.parents.get(i).copied())
+        self.parents.iter().find(|p| **p == key).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -303,30 +372,45 @@ impl CaptureSet {
 #[derive(Default)]
 pub struct Scratch {
     pub caps: Vec<Cap>,
-    pub text: Vec<u8>,
+    pub text: String,
+    /// The slots set for the current record (only they are cleared for the next).
+    touched: Vec<usize>,
 }
 
 impl Scratch {
     fn reset(&mut self, n: usize) {
-        self.caps.clear();
-        self.caps.resize(n, Cap::Absent);
+        if self.caps.len() != n {
+            self.caps.clear();
+            self.caps.resize(n, Cap::Absent);
+        } else {
+            for i in self.touched.drain(..) {
+                if let Some(c) = self.caps.get_mut(i) {
+                    *c = Cap::Absent;
+                }
+            }
+        }
+        self.touched.clear();
         self.text.clear();
+    }
+
+    fn set(&mut self, slot: usize, c: Cap) {
+        if let Some(x) = self.caps.get_mut(slot) {
+            *x = c;
+            self.touched.push(slot);
+        }
     }
 
     /// The text of a captured string (or of a list, its items separated by 0x1f).
     pub fn str(&self, c: Cap) -> Option<&str> {
         match c {
-            Cap::Text(a, b) | Cap::List(a, b) => self
-                .text
-                .get(a as usize..b as usize)
-                .and_then(|t| std::str::from_utf8(t).ok()),
+            Cap::Text(a, b) | Cap::List(a, b) => self.text.get(a as usize..b as usize),
             _ => None,
         }
     }
 
     fn push(&mut self, s: &str) -> (u32, u32) {
         let a = self.text.len() as u32;
-        self.text.extend_from_slice(s.as_bytes());
+        self.text.push_str(s);
         (a, self.text.len() as u32)
     }
 }
@@ -344,6 +428,8 @@ pub enum Out<'s> {
     Obj(Vec<(&'static str, Out<'s>)>),
     /// A list of values (maps, say).
     Arr(Vec<Out<'s>>),
+    /// A string made of two: `mimecast.` and a source, say.
+    Pair(&'static str, &'s str),
 }
 
 /// Writes one leaf value.
@@ -385,6 +471,11 @@ fn write_out(out: &mut Vec<u8>, val: &Out) {
             for v in items {
                 write_out(out, v);
             }
+        }
+        Out::Pair(a, b) => {
+            let _ = rmp::encode::write_str_len(out, (a.len() + b.len()) as u32);
+            out.extend_from_slice(a.as_bytes());
+            out.extend_from_slice(b.as_bytes());
         }
     }
 }
@@ -654,6 +745,17 @@ pub fn excerpt_text(excerpt: &[u8]) -> String {
     }
 }
 
+/// The stable id of an error record: its source, reason, excerpt and context.
+pub fn error_id(source: &str, reason: &str, excerpt: &str, context: &[(&str, &str)]) -> String {
+    let mut id = IdHash::seeded(source);
+    id.field(ERROR_FIELD, reason);
+    id.field(EXCERPT_FIELD, excerpt);
+    for (k, v) in context {
+        id.field(k, v);
+    }
+    id.text()
+}
+
 /// Appends an error record (raw layout) for data that could not be delivered as it came.
 pub fn encode_error(
     out: &mut Vec<u8>,
@@ -663,13 +765,7 @@ pub fn encode_error(
     context: &[(&str, &str)],
 ) {
     let text = excerpt_text(excerpt);
-    let mut id = IdHash::seeded(source);
-    id.field(ERROR_FIELD, reason);
-    id.field(EXCERPT_FIELD, &text);
-    for (k, v) in context {
-        id.field(k, v);
-    }
-    let id = id.text();
+    let id = error_id(source, reason, &text, context);
     let mut fields: Vec<(&str, &str)> = vec![
         (SOURCE_FIELD, source),
         (ERROR_FIELD, reason),
@@ -844,9 +940,7 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
 impl ValueSeed<'_, '_> {
     fn capture(&mut self, c: Cap) {
         if let Some(slot) = self.at.slot {
-            if let Some(x) = self.w.scratch.caps.get_mut(slot) {
-                *x = c;
-            }
+            self.w.scratch.set(slot, c);
         }
     }
 }
@@ -1034,8 +1128,8 @@ struct ListItem<'a, 'w> {
 
 impl ListItem<'_, '_> {
     fn keep(&mut self, s: &str) {
-        self.inner.w.scratch.text.extend_from_slice(s.as_bytes());
-        self.inner.w.scratch.text.push(0x1f);
+        self.inner.w.scratch.text.push_str(s);
+        self.inner.w.scratch.text.push('\u{1f}');
     }
 }
 
@@ -1083,7 +1177,8 @@ pub fn encode_record(
     time: TimeField,
     source: &str,
 ) -> Result<EventTime, EncodeError> {
-    encode_json(out, json, time, &[(SOURCE_FIELD, source)])
+    let layout = Layout { source, norm: None };
+    encode_as(out, json, time, &layout, &[], &mut Scratch::default())
 }
 
 /// Same, with more string fields added to the body.

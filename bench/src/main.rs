@@ -11,7 +11,7 @@
 //!
 //! Run it through `scripts/bench.sh` (builds everything in release first).
 
-use fluent_bit_mimecast::encode::{encode_record, TimeField};
+use fluent_bit_mimecast::encode::{encode_as, Layout, Scratch, TimeField};
 use fluent_bit_mimecast::sources::gzlines::{GzLines, Line};
 use mimecast_sim::{Sim, SimConfig};
 use std::path::{Path, PathBuf};
@@ -120,6 +120,19 @@ fn main() {
     if let Some(bad) = props.iter().find(|p| !p.contains('=')) {
         eprintln!("--prop takes key=value, not {bad:?}");
         std::process::exit(2);
+    }
+    // `--prop schema=ecs` also makes the in-process limit encode in that schema, so the two
+    // stay comparable.
+    if let Some(v) = props.iter().find_map(|p| p.strip_prefix("schema=")) {
+        match fluent_bit_mimecast::schema::Schema::parse(v) {
+            Some(s) => {
+                let _ = LIMIT_SCHEMA.set(s);
+            }
+            None => {
+                eprintln!("--prop schema={v}: choose raw, ecs or ocsf");
+                std::process::exit(2);
+            }
+        }
     }
     let release = PathBuf::from(
         std::env::var("BENCH_TARGET_DIR").unwrap_or_else(|_| "target/release".into()),
@@ -511,6 +524,10 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.get(i + 1).map(String::as_str)
 }
 
+/// The schema the in-process limit encodes in (`raw` unless `--prop schema=...`).
+static LIMIT_SCHEMA: std::sync::OnceLock<fluent_bit_mimecast::schema::Schema> =
+    std::sync::OnceLock::new();
+
 /// The in-process limit for one batch file: gunzip, split lines, encode each record into `out`,
 /// clearing it past 1 MiB. Returns (records, NDJSON bytes, msgpack bytes cleared from `out`).
 /// Never inlined, so that `scripts/bench.sh --instructions` can count exactly this.
@@ -518,10 +535,20 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 fn decode_file(f: &[u8], out: &mut Vec<u8>) -> (u64, u64, u64) {
     let (mut records, mut json_bytes, mut flushed) = (0u64, 0u64, 0u64);
     let mut gz = GzLines::new();
+    let schema = LIMIT_SCHEMA
+        .get()
+        .copied()
+        .unwrap_or(fluent_bit_mimecast::schema::Schema::Raw);
+    let layout = Layout {
+        source: "siem_cg",
+        norm: schema.normalizer(fluent_bit_mimecast::schema::Records::Siem),
+    };
+    let mut scratch = Scratch::default();
     let mut on_line = |l: Line| {
         if let Line::Json(b) = l {
             json_bytes += b.len() as u64 + 1;
-            if encode_record(out, b, TimeField::EpochMillis("timestamp"), "siem_cg").is_ok() {
+            let time = TimeField::EpochMillis("timestamp");
+            if encode_as(out, b, time, &layout, &[], &mut scratch).is_ok() {
                 records += 1;
             }
             if out.len() > 1 << 20 {

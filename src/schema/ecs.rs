@@ -8,7 +8,7 @@
 
 use super::map::{kind, l, Cond::*, Kind, Leaf, Mapping, V::*};
 use super::Records;
-use crate::encode::{self, EventTime, IdHash, Out};
+use crate::encode::{self, EventTime, Out};
 use std::borrow::Cow::Borrowed as B;
 
 pub const VERSION: &str = "8.17.0";
@@ -537,13 +537,7 @@ pub fn encode_error(
     context: &[(&str, &str)],
 ) {
     let text = encode::excerpt_text(excerpt);
-    let mut id = IdHash::seeded(source);
-    id.field(encode::ERROR_FIELD, reason);
-    id.field(encode::EXCERPT_FIELD, &text);
-    for (k, v) in context {
-        id.field(k, v);
-    }
-    let id = id.text();
+    let id = encode::error_id(source, reason, &text, context);
     let now = EventTime::now();
     let dataset = format!("mimecast.{source}");
     let leaves: Vec<(&[&str], Out)> = vec![

@@ -124,6 +124,34 @@ struct Compiled {
     set: CaptureSet,
     /// Per kind, every leaf of it sorted by path.
     kinds: Vec<Vec<&'static Leaf>>,
+    /// Each field name of the tables by the address of its `'static` text, in a table with no
+    /// two addresses on one place: a leaf finds its slot in a few instructions, without hashing
+    /// or comparing the name's text.
+    by_address: Vec<(usize, usize)>,
+}
+
+/// The direct table of (address, slot) pairs: the smallest size from 2n on where no two
+/// addresses share a place (None if there is none within 64n: the caller hashes the names).
+fn address_table(pairs: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    let n = pairs.len().max(1);
+    for size in 2 * n..64 * n {
+        let mut t = vec![(0usize, usize::MAX); size];
+        let mut clash = false;
+        for (a, s) in pairs {
+            let at = a % size;
+            match t.get_mut(at) {
+                Some(e) if e.0 == 0 || e.0 == *a => *e = (*a, *s),
+                _ => {
+                    clash = true;
+                    break;
+                }
+            }
+        }
+        if !clash {
+            return t;
+        }
+    }
+    Vec::new()
 }
 
 impl Mapping {
@@ -192,7 +220,15 @@ impl Mapping {
                 self.common.iter().flat_map(|l| l.iter()).collect();
             leaves.sort_by(|a, b| a.path.cmp(b.path));
             kinds.push(leaves);
-            Compiled { set, kinds }
+            let pairs: Vec<(usize, usize)> = names
+                .iter()
+                .filter_map(|n| Some((n.as_ptr() as usize, set.slot_of(n)?)))
+                .collect();
+            Compiled {
+                by_address: address_table(&pairs),
+                set,
+                kinds,
+            }
         })
     }
 
@@ -250,15 +286,17 @@ fn cond_fields(c: &Cond, names: &mut Vec<&'static str>) {
 
 /// Reads captured values by field name.
 struct Reader<'a, 's> {
-    set: &'a CaptureSet,
+    c: &'a Compiled,
     f: &'a Facts<'s>,
 }
 
 impl<'a, 's> Reader<'a, 's> {
     fn cap(&self, name: &str) -> Cap {
-        let slot = match name.split_once('.') {
-            Some((p, c)) => self.set.slot(Some(p), c),
-            None => self.set.slot(None, name),
+        let at = name.as_ptr() as usize;
+        let t = &self.c.by_address;
+        let slot = match t.get(at % t.len().max(1)) {
+            Some((a, s)) if *a == at => Some(*s),
+            _ => self.c.set.slot_of(name),
         };
         self.f.cap(slot)
     }
@@ -287,9 +325,10 @@ impl<'a, 's> Reader<'a, 's> {
         self.text(name).filter(|t| {
             let t = t.trim();
             !t.is_empty()
-                && !["null", "none", "n/a", "[]", "{}"]
-                    .iter()
-                    .any(|p| t.eq_ignore_ascii_case(p))
+                && (t.len() > 4
+                    || !["null", "none", "n/a", "[]", "{}"]
+                        .iter()
+                        .any(|p| t.eq_ignore_ascii_case(p)))
         })
     }
 
@@ -300,6 +339,15 @@ impl<'a, 's> Reader<'a, 's> {
             c @ Cap::Text(..) => self.f.scratch.str(c)?.trim().parse().ok(),
             _ => None,
         }
+    }
+
+    /// A field's text looked up (case-insensitive) in a table.
+    fn lookup<T: Copy>(&self, name: &str, table: &[(&str, T)]) -> Option<T> {
+        let t = self.present(name)?;
+        table
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(t.trim()))
+            .map(|(_, v)| *v)
     }
 
     fn holds(&self, c: &Cond) -> bool {
@@ -380,25 +428,9 @@ impl<'a, 's> Reader<'a, 's> {
                 Out::Str(Cow::Owned(d))
             }
             V::Map(n, table, default) => {
-                let t = self.present(n);
-                let hit = t.as_deref().and_then(|t| {
-                    table
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(t.trim()))
-                        .map(|(_, v)| *v)
-                });
-                Out::Str(Cow::Borrowed(hit.or(*default)?))
+                Out::Str(Cow::Borrowed(self.lookup(n, table).or(*default)?))
             }
-            V::MapInt(n, table, default) => {
-                let t = self.present(n);
-                let hit = t.as_deref().and_then(|t| {
-                    table
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(t.trim()))
-                        .map(|(_, v)| *v)
-                });
-                Out::Int(hit.unwrap_or(*default))
-            }
+            V::MapInt(n, table, default) => Out::Int(self.lookup(n, table).unwrap_or(*default)),
             V::When(cs) => {
                 let (_, s) = cs.iter().find(|(c, _)| self.holds(c))?;
                 Out::Str(Cow::Borrowed(s))
@@ -468,9 +500,9 @@ impl<'a, 's> Reader<'a, 's> {
             }
             V::Time { ms: false } => Out::Str(Cow::Owned(super::rfc3339_ms(self.f.time))),
             V::Time { ms: true } => Out::Int(super::epoch_ms(self.f.time)),
-            V::Id => Out::Str(Cow::Owned(self.f.id.to_string())),
-            V::Dataset => Out::Str(Cow::Owned(format!("mimecast.{}", self.f.source))),
-            V::Source => Out::Str(Cow::Owned(self.f.source.to_string())),
+            V::Id => Out::Str(Cow::Borrowed(self.f.id)),
+            V::Dataset => Out::Pair("mimecast.", self.f.source),
+            V::Source => Out::Str(Cow::Borrowed(self.f.source)),
             V::Extra(k) => {
                 let (_, v) = self.f.extra.iter().find(|(ek, _)| ek == k)?;
                 Out::Str(Cow::Owned(v.to_string()))
@@ -523,7 +555,7 @@ impl Normalize for Mapping {
 
     fn leaves<'s>(&self, f: &Facts<'s>, out: &mut Vec<(&'static [&'static str], Out<'s>)>) {
         let c = self.compiled();
-        let r = Reader { set: &c.set, f };
+        let r = Reader { c, f };
         let Some(leaves) = c.kinds.get(self.kind_of(&r)) else {
             return;
         };

@@ -13,7 +13,7 @@
 
 use super::map::{kind, l, Cond::*, Leaf, Mapping, V::*};
 use super::Records;
-use crate::encode::{self, EventTime, IdHash};
+use crate::encode::{self, EventTime};
 
 pub const VERSION: &str = "1.8.0";
 
@@ -865,13 +865,7 @@ pub fn encode_error(
     context: &[(&str, &str)],
 ) {
     let text = encode::excerpt_text(excerpt);
-    let mut id = IdHash::seeded(source);
-    id.field(encode::ERROR_FIELD, reason);
-    id.field(encode::EXCERPT_FIELD, &text);
-    for (k, v) in context {
-        id.field(k, v);
-    }
-    let id = id.text();
+    let id = encode::error_id(source, reason, &text, context);
     let now = EventTime::now();
     let leaves: Vec<(&[&str], encode::Out)> = {
         use encode::Out::{Int as I, Str as S};

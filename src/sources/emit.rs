@@ -74,47 +74,36 @@ impl<'a> Emitter<'a> {
         self.oldest.get_or_insert_with(Instant::now);
     }
 
-    /// Encodes one JSON record; an undecodable one becomes an error record instead.
+    /// Encodes one JSON record; an undecodable one becomes an error record instead, with
+    /// `context` (where it came from).
     pub fn record(&mut self, json: &[u8], context: &[(&str, &str)]) {
-        let layout = Layout {
-            source: self.source,
-            norm: self.norm,
-        };
-        match encode::encode_as(
-            &mut self.buf,
-            json,
-            self.time,
-            &layout,
-            &[],
-            &mut self.scratch,
-        ) {
-            Ok(t) => {
-                self.seen(t);
-                self.added()
-            }
-            Err(e) => self.error(&e.to_string(), json, context),
-        }
+        self.encode(json, &[], context);
     }
 
     /// Encodes one JSON record with more string fields in its body.
     pub fn record_with(&mut self, json: &[u8], more: &[(&str, &str)]) {
+        self.encode(json, more, more);
+    }
+
+    fn encode(&mut self, json: &[u8], more: &[(&str, &str)], context: &[(&str, &str)]) {
         let layout = Layout {
             source: self.source,
             norm: self.norm,
         };
-        match encode::encode_as(
+        let r = encode::encode_as(
             &mut self.buf,
             json,
             self.time,
             &layout,
             more,
             &mut self.scratch,
-        ) {
+        );
+        match r {
             Ok(t) => {
                 self.seen(t);
                 self.added()
             }
-            Err(e) => self.error(&e.to_string(), json, more),
+            Err(e) => self.error(&e.to_string(), json, context),
         }
     }
 
