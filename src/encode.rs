@@ -281,10 +281,6 @@ fn name_hash(parent: Option<&str>, key: &str) -> u64 {
 }
 
 impl CaptureSet {
-    pub fn new(names: &[&'static str]) -> CaptureSet {
-        Self::with_mapped(names, names)
-    }
-
     /// `names` are read; of them, `mapped` become normalized fields.
     pub fn with_mapped(names: &[&'static str], mapped: &[&'static str]) -> CaptureSet {
         let mut names = names.to_vec();
@@ -515,27 +511,6 @@ pub trait Normalize: Sync {
 pub struct Layout<'a> {
     pub source: &'a str,
     pub norm: Option<&'a dyn Normalize>,
-}
-
-/// Appends one record transcoded from a JSON object, in `raw` layout. Returns its event time.
-/// `extra` fields are appended to the body (after the record's own fields).
-pub fn encode_json(
-    out: &mut Vec<u8>,
-    json: &[u8],
-    time: TimeField,
-    extra: &[(&str, &str)],
-) -> Result<EventTime, EncodeError> {
-    let source = extra
-        .iter()
-        .find(|(k, _)| *k == SOURCE_FIELD)
-        .map_or("", |(_, v)| *v);
-    let layout = Layout { source, norm: None };
-    let others: Vec<(&str, &str)> = extra
-        .iter()
-        .filter(|(k, _)| *k != SOURCE_FIELD)
-        .copied()
-        .collect();
-    encode_as(out, json, time, &layout, &others, &mut Scratch::default())
 }
 
 /// Appends one record in `layout`, with the fields the plugin adds (`extra`). Returns its event

@@ -170,23 +170,25 @@ impl Mapping {
         }
     }
 
+    /// Every leaf of the tables, common and of every kind.
+    fn all_leaves(&self) -> impl Iterator<Item = &'static Leaf> {
+        let common = self.common.iter().flat_map(|l| l.iter());
+        let kinds = self.kinds;
+        common.chain(
+            kinds
+                .iter()
+                .flat_map(|k| k.leaves.iter().flat_map(|l| l.iter())),
+        )
+    }
+
     fn compiled(&self) -> &Compiled {
         self.compiled.get_or_init(|| {
             let mut names: Vec<&'static str> = Vec::new();
-            let all_leaves = self.common.iter().flat_map(|l| l.iter()).chain(
-                self.kinds
-                    .iter()
-                    .flat_map(|k| k.leaves.iter().flat_map(|l| l.iter())),
-            );
-            for leaf in all_leaves {
+            for leaf in self.all_leaves() {
                 fields_of(&leaf.v, &mut names);
             }
             let mapped = names.clone();
-            for leaf in self.common.iter().flat_map(|l| l.iter()).chain(
-                self.kinds
-                    .iter()
-                    .flat_map(|k| k.leaves.iter().flat_map(|l| l.iter())),
-            ) {
+            for leaf in self.all_leaves() {
                 when_fields(&leaf.v, &mut names);
             }
             for k in self.kinds {

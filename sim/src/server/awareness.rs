@@ -61,22 +61,33 @@ fn users(st: &State) -> std::ops::Range<usize> {
     0..st.cfg.awareness_users
 }
 
+/// A user row: the user's own fields, then the table's `more`.
+fn user_row(st: &State, i: usize, more: Value) -> Value {
+    let mut row = json!({
+        "userId": format!("aw-user-{i}"),
+        "email": email(i),
+        "name": name(i),
+        "department": department(st, i),
+        "userState": user_state(st, i),
+    });
+    if let (Some(r), Value::Object(m)) = (row.as_object_mut(), more) {
+        r.extend(m);
+    }
+    row
+}
+
 /// `get-performance-details`: one row per user.
 pub(crate) fn performance_rows(st: &State, now: i64) -> Vec<Value> {
     let d = day(now);
     users(st)
         .map(|i| {
-            json!({
-                "userId": format!("aw-user-{i}"),
-                "email": email(i),
-                "name": name(i),
-                "department": department(st, i),
-                "userState": user_state(st, i),
+            let more = json!({
                 "numCorrect": draw(st, i, d, 3) % 12,
                 "numIncorrect": draw(st, i, d, 4) % 4,
                 "numNotWatched": draw(st, i, d, 5) % 6,
                 "userDetails": {"title": "Staff", "location": "HQ"},
-            })
+            });
+            user_row(st, i, more)
         })
         .collect()
 }
@@ -86,16 +97,7 @@ pub(crate) fn watchlist_rows(st: &State, now: i64) -> Vec<Value> {
     let d = day(now);
     users(st)
         .filter(|i| draw(st, *i, 0, 6) % 4 == 0)
-        .map(|i| {
-            json!({
-                "userId": format!("aw-user-{i}"),
-                "email": email(i),
-                "name": name(i),
-                "department": department(st, i),
-                "userState": user_state(st, i),
-                "watchlistCount": 1 + draw(st, i, d, 7) % 5,
-            })
-        })
+        .map(|i| user_row(st, i, json!({"watchlistCount": 1 + draw(st, i, d, 7) % 5})))
         .collect()
 }
 
