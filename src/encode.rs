@@ -267,17 +267,13 @@ pub struct CaptureSet {
     index: Vec<u32>,
 }
 
-/// The hash of a field name, `parent.child` given in parts.
-#[inline]
-fn name_hash(parent: Option<&str>, key: &str) -> u64 {
-    let h = match parent {
-        Some(p) => crate::hash::fnv1a_more(
-            crate::hash::fnv1a_more(crate::hash::FNV_OFFSET, p.bytes()),
-            [b'.'],
-        ),
-        None => crate::hash::FNV_OFFSET,
-    };
-    fmix(crate::hash::fnv1a_more(h, key.bytes()))
+/// The path hash of a field name as the record walk computes it (`key_path`), `parent.child`
+/// given in parts: the walk has it already for every key, so finding a slot hashes nothing.
+fn name_path(parent: Option<&str>, key: &str) -> u64 {
+    match parent {
+        Some(p) => key_path(key_path(0, p), key),
+        None => key_path(0, key),
+    }
 }
 
 impl CaptureSet {
@@ -297,7 +293,11 @@ impl CaptureSet {
         let size = (names.len() * 4).next_power_of_two().max(8);
         let mut index = vec![u32::MAX; size];
         for (i, n) in names.iter().enumerate() {
-            let mut at = name_hash(None, n) as usize & (size - 1);
+            let (p, k) = match n.split_once('.') {
+                Some((p, k)) => (Some(p), k),
+                None => (None, *n),
+            };
+            let mut at = name_path(p, k) as usize & (size - 1);
             while index[at] != u32::MAX {
                 at = (at + 1) & (size - 1);
             }
@@ -318,11 +318,16 @@ impl CaptureSet {
 
     /// The slot of a top-level field (or `parent.child` when `parent` is given).
     pub fn slot(&self, parent: Option<&str>, key: &str) -> Option<usize> {
+        self.slot_at(name_path(parent, key), parent, key)
+    }
+
+    /// The same, with the name's path hash (`key_path`) already known.
+    fn slot_at(&self, path: u64, parent: Option<&str>, key: &str) -> Option<usize> {
         if self.names.is_empty() {
             return None;
         }
         let mask = self.index.len() - 1;
-        let mut at = name_hash(parent, key) as usize & mask;
+        let mut at = path as usize & mask;
         loop {
             let i = *self.index.get(at)?;
             let n = self.names.get(i as usize)?;
@@ -875,9 +880,13 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_, '_> {
     fn visit_str<E>(self, v: &str) -> Result<KeyOut, E> {
         let w = self.w;
         let top = self.at.depth == 0;
+        let path = key_path(self.at.path, v);
         let (slot, parent) = match w.fields {
-            Some(set) if top => (set.slot(None, v), set.parent(v)),
-            Some(set) => (self.at.parent.and_then(|p| set.slot(Some(p), v)), None),
+            Some(set) if top => (set.slot_at(path, None, v), set.parent(v)),
+            Some(set) => (
+                self.at.parent.and_then(|p| set.slot_at(path, Some(p), v)),
+                None,
+            ),
             None => (None, None),
         };
         let dropped = top
@@ -889,7 +898,7 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_, '_> {
         }
         Ok(KeyOut {
             at: At {
-                path: key_path(self.at.path, v),
+                path,
                 depth: self.at.depth + 1,
                 write,
                 slot,
