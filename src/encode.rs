@@ -224,6 +224,12 @@ impl IdHash {
 
     /// 32 hex digits.
     pub fn text(&self) -> String {
+        let hex = self.hex();
+        std::str::from_utf8(&hex).unwrap_or_default().to_string()
+    }
+
+    /// The same, on the stack (ASCII).
+    pub fn hex(&self) -> [u8; 32] {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 32];
         for (i, byte) in self
@@ -236,7 +242,7 @@ impl IdHash {
             out[2 * i] = HEX[(byte >> 4) as usize];
             out[2 * i + 1] = HEX[(byte & 15) as usize];
         }
-        out.iter().map(|b| *b as char).collect()
+        out
     }
 }
 
@@ -507,8 +513,9 @@ pub trait Normalize: Sync {
     /// Whether top-level fields it maps are left out of the remainder (OCSF: `unmapped` holds
     /// only what is not mapped).
     fn drops_mapped(&self) -> bool;
-    /// The normalized leaves, each with its path.
-    fn leaves<'s>(&self, f: &Facts<'s>, out: &mut Vec<(&'static [&'static str], Out<'s>)>);
+    /// Writes the normalized fields of the record into `out` (the entries of its body map);
+    /// returns how many top-level keys it wrote.
+    fn write(&self, f: &Facts, out: &mut Vec<u8>) -> u32;
 }
 
 /// How records are written: Mimecast's own fields (`raw`), or normalized.
@@ -605,24 +612,23 @@ fn encode_inner(
         id.field(k, v);
         n_own += 1;
     }
-    let id = id.text();
+    let hex = id.hex();
+    let id = std::str::from_utf8(&hex).unwrap_or_default();
     let n_body = match (layout.norm, own_at) {
         (Some(norm), Some(at)) => {
             patch_len(out, at, n_own, true);
             let facts = Facts {
                 source: layout.source,
                 time: et,
-                id: &id,
+                id,
                 scratch,
                 extra,
             };
-            let mut leaves = Vec::with_capacity(48);
-            norm.leaves(&facts, &mut leaves);
-            1 + write_tree(out, &leaves)
+            1 + norm.write(&facts, out)
         }
         _ => {
             let _ = rmp::encode::write_str(out, ID_FIELD);
-            let _ = rmp::encode::write_str(out, &id);
+            let _ = rmp::encode::write_str(out, id);
             n_own + 1
         }
     };

@@ -3,7 +3,7 @@
 //! `type`, say). Compiled once: the fields it reads become a capture set, and each kind's leaves
 //! are merged and sorted by path for the writer.
 
-use crate::encode::{Cap, CaptureSet, Facts, Normalize, Out};
+use crate::encode::{Cap, CaptureSet, Facts, Normalize};
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -120,10 +120,74 @@ pub struct Mapping {
     compiled: OnceLock<Compiled>,
 }
 
+/// One step of writing a kind of record's leaves, compiled from their paths: the nesting is
+/// known before any record comes, so writing compares no paths.
+enum Op {
+    /// Opens a map under this key (msgpack-encoded).
+    Open(Vec<u8>),
+    /// A leaf under this key (msgpack-encoded), and the slots of the fields it is made of when
+    /// it has no value without one of them (empty: always made).
+    Leaf(Vec<u8>, &'static V, Vec<u32>),
+    /// Closes the innermost map.
+    Close,
+}
+
+/// The deepest nesting of a normalized path (checked when the tables are compiled).
+const MAX_NESTING: usize = 8;
+
+/// The steps that write `leaves` (sorted by path) as nested maps.
+fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
+    let key = |k: &str| {
+        let mut b = Vec::with_capacity(k.len() + 1);
+        let _ = rmp::encode::write_str(&mut b, k);
+        b
+    };
+    let mut ops = Vec::new();
+    let mut open: Vec<&str> = Vec::new();
+    for leaf in leaves {
+        let Some((name, dirs)) = leaf.path.split_last() else {
+            continue;
+        };
+        let keep = open
+            .iter()
+            .zip(dirs.iter())
+            .take_while(|(a, b)| a == b)
+            .count();
+        while open.len() > keep {
+            open.pop();
+            ops.push(Op::Close);
+        }
+        // The tables nest far less deep (a unit test holds them to it): a deeper leaf would be
+        // left out rather than written wrong.
+        debug_assert!(dirs.len() < MAX_NESTING, "too deep: {:?}", leaf.path);
+        if dirs.len() >= MAX_NESTING {
+            continue;
+        }
+        for d in dirs.iter().skip(keep) {
+            open.push(d);
+            ops.push(Op::Open(key(d)));
+        }
+        let mut needs = Vec::new();
+        if none_without_fields(&leaf.v) {
+            let mut names = Vec::new();
+            fields_of(&leaf.v, &mut names);
+            needs = names
+                .iter()
+                .filter_map(|n| set.slot_of(n).map(|s| s as u32))
+                .collect();
+            needs.sort_unstable();
+            needs.dedup();
+        }
+        ops.push(Op::Leaf(key(name), &leaf.v, needs));
+    }
+    ops.extend(open.iter().map(|_| Op::Close));
+    ops
+}
+
 struct Compiled {
     set: CaptureSet,
-    /// Per kind, every leaf of it sorted by path.
-    kinds: Vec<Vec<&'static Leaf>>,
+    /// Per kind, the steps that write its leaves.
+    kinds: Vec<Vec<Op>>,
     /// Each field name of the tables by the address of its `'static` text, in a table with no
     /// two addresses on one place: a leaf finds its slot in a few instructions, without hashing
     /// or comparing the name's text.
@@ -195,7 +259,7 @@ impl Mapping {
                 cond_fields(&k.when, &mut names);
             }
             let set = CaptureSet::with_mapped(&names, &mapped);
-            let mut kinds: Vec<Vec<&'static Leaf>> = self
+            let mut kinds: Vec<Vec<Op>> = self
                 .kinds
                 .iter()
                 .map(|k| {
@@ -214,14 +278,14 @@ impl Mapping {
                         new
                     });
                     leaves.sort_by(|a, b| a.path.cmp(b.path));
-                    leaves
+                    ops_of(&leaves, &set)
                 })
                 .collect();
             // Records no kind takes get the common leaves.
             let mut leaves: Vec<&'static Leaf> =
                 self.common.iter().flat_map(|l| l.iter()).collect();
             leaves.sort_by(|a, b| a.path.cmp(b.path));
-            kinds.push(leaves);
+            kinds.push(ops_of(&leaves, &set));
             let pairs: Vec<(usize, usize)> = names
                 .iter()
                 .filter_map(|n| Some((n.as_ptr() as usize, set.slot_of(n)?)))
@@ -261,6 +325,29 @@ fn fields_of(v: &V, names: &mut Vec<&'static str>) {
         V::Obj(ms) => ms.iter().for_each(|(_, v)| fields_of(v, names)),
         V::Collect(ns, _) => names.extend_from_slice(ns),
         _ => {}
+    }
+}
+
+/// Whether a value has none when every field it maps (`fields_of`) is absent: then a record
+/// without any of them can skip it unseen. Constants, conditions and defaults have values of
+/// their own.
+fn none_without_fields(v: &V) -> bool {
+    match v {
+        V::Field(_)
+        | V::Lower(_)
+        | V::Num(_)
+        | V::Split(_)
+        | V::Ip(_)
+        | V::Domain(_)
+        | V::Map(_, _, None)
+        | V::Email(_)
+        | V::Emails(_)
+        | V::Collect(..) => true,
+        V::Obj(ms) => ms
+            .iter()
+            .all(|(_, v)| is_constant(v) || none_without_fields(v)),
+        V::Arr(vs) | V::First(vs) => vs.iter().all(none_without_fields),
+        _ => false,
     }
 }
 
@@ -368,121 +455,187 @@ impl<'a, 's> Reader<'a, 's> {
         }
     }
 
-    fn items(&self, name: &str) -> Vec<Cow<'s, str>> {
-        match self.cap(name) {
-            c @ Cap::List(..) => self
-                .f
-                .scratch
-                .str(c)
-                .unwrap_or("")
-                .split('\u{1f}')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(Cow::Borrowed)
-                .collect(),
-            c @ Cap::Text(..) => self
-                .f
-                .scratch
-                .str(c)
-                .unwrap_or("")
-                .split([',', ';'])
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(Cow::Borrowed)
-                .collect(),
-            _ => Vec::new(),
+    /// The items of a list field, or of a string separated by commas or semicolons.
+    fn items(&self, name: &str) -> impl Iterator<Item = &'s str> + use<'s> {
+        let (text, list) = match self.cap(name) {
+            c @ Cap::List(..) => (self.f.scratch.str(c).unwrap_or(""), true),
+            c @ Cap::Text(..) => (self.f.scratch.str(c).unwrap_or(""), false),
+            _ => ("", false),
+        };
+        text.split(move |c: char| {
+            if list {
+                c == '\u{1f}'
+            } else {
+                c == ',' || c == ';'
+            }
+        })
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    }
+
+    /// Whether `v` has no value for this record because every field it maps is absent (seen
+    /// without writing anything: a member's key is written only when it may have a value).
+    fn surely_none(&self, v: &V) -> bool {
+        let absent = |n: &str| self.cap(n) == Cap::Absent;
+        match v {
+            V::Field(n)
+            | V::Lower(n)
+            | V::Num(n)
+            | V::Split(n)
+            | V::Ip(n)
+            | V::Domain(n)
+            | V::Map(n, _, None)
+            | V::Email(n)
+            | V::Emails(n) => absent(n),
+            V::Collect(ns, _) => ns.iter().all(|n| absent(n)),
+            V::Obj(ms) => ms
+                .iter()
+                .all(|(_, v)| is_constant(v) || self.surely_none(v)),
+            V::Arr(vs) | V::First(vs) => vs.iter().all(|v| self.surely_none(v)),
+            _ => false,
         }
     }
 
-    fn value(&self, v: &V) -> Option<Out<'s>> {
-        Some(match v {
-            V::Str(s) => Out::Str(Cow::Borrowed(s)),
-            V::Int(i) => Out::Int(*i),
-            V::Bool(b) => Out::Bool(*b),
+    /// Writes the value `v` makes of the record. Returns false, with nothing written, when it
+    /// makes none.
+    fn put(&self, v: &V, out: &mut Vec<u8>) -> bool {
+        match v {
+            V::Str(s) => put_str(out, s),
+            V::Int(i) => {
+                let _ = rmp::encode::write_sint(out, *i);
+                true
+            }
+            V::Bool(b) => {
+                let _ = rmp::encode::write_bool(out, *b);
+                true
+            }
             V::Field(n) => match self.cap(n) {
-                Cap::Int(i) => Out::Int(i),
-                Cap::Float(x) => Out::Float(x),
-                Cap::Bool(b) => Out::Bool(b),
-                Cap::List(..) => Out::Strs(self.items(n)),
-                _ => Out::Str(self.present(n)?),
+                Cap::Int(i) => {
+                    let _ = rmp::encode::write_sint(out, i);
+                    true
+                }
+                Cap::Float(x) => {
+                    let _ = rmp::encode::write_f64(out, x);
+                    true
+                }
+                Cap::Bool(b) => {
+                    let _ = rmp::encode::write_bool(out, b);
+                    true
+                }
+                Cap::List(..) => {
+                    let at = open_header(out);
+                    let n = self.items(n).map(|s| put_str(out, s)).count();
+                    close_header(out, at, n as u32, false);
+                    true
+                }
+                _ => self.present(n).is_some_and(|t| put_str(out, &t)),
             },
-            V::Lower(n) => Out::Str(Cow::Owned(self.present(n)?.trim().to_ascii_lowercase())),
-            V::Num(n) => Out::Int(self.num(n)?),
-            V::Split(n) => {
-                let items = self.items(n);
-                if items.is_empty() {
-                    return None;
+            V::Lower(n) => self.present(n).is_some_and(|t| put_lower(out, t.trim())),
+            V::Num(n) => self.num(n).is_some_and(|i| {
+                let _ = rmp::encode::write_sint(out, i);
+                true
+            }),
+            V::Split(n) => put_strs(out, self.items(n)),
+            V::Ip(n) => self
+                .present(n)
+                .filter(|t| t.trim().parse::<std::net::IpAddr>().is_ok())
+                .is_some_and(|t| put_str(out, &t)),
+            V::Domain(n) => self
+                .present(n)
+                .is_some_and(|t| match t.trim().rsplit_once('@') {
+                    Some((_, d)) if !d.trim_end_matches('>').is_empty() => {
+                        put_lower(out, d.trim_end_matches('>'))
+                    }
+                    _ => false,
+                }),
+            V::Map(n, table, default) => self
+                .lookup(n, table)
+                .or(*default)
+                .is_some_and(|s| put_str(out, s)),
+            V::MapInt(n, table, default) => {
+                let _ = rmp::encode::write_sint(out, self.lookup(n, table).unwrap_or(*default));
+                true
+            }
+            V::When(cs) => cs
+                .iter()
+                .find(|(c, _)| self.holds(c))
+                .is_some_and(|(_, s)| put_str(out, s)),
+            V::WhenInt(cs) => cs
+                .iter()
+                .find(|(c, _)| self.holds(c))
+                .is_some_and(|(_, i)| {
+                    let _ = rmp::encode::write_sint(out, *i);
+                    true
+                }),
+            V::WhenBool(cs) => cs
+                .iter()
+                .find(|(c, _)| self.holds(c))
+                .is_some_and(|(_, b)| {
+                    let _ = rmp::encode::write_bool(out, *b);
+                    true
+                }),
+            V::List(items) => {
+                let _ = rmp::encode::write_array_len(out, items.len() as u32);
+                items.iter().for_each(|s| {
+                    put_str(out, s);
+                });
+                true
+            }
+            V::Ints(items) => {
+                let _ = rmp::encode::write_array_len(out, items.len() as u32);
+                for i in *items {
+                    let _ = rmp::encode::write_sint(out, *i);
                 }
-                Out::Strs(items)
+                true
             }
-            V::Ip(n) => {
-                let t = self.present(n)?;
-                t.trim().parse::<std::net::IpAddr>().ok()?;
-                Out::Str(t)
-            }
-            V::Domain(n) => {
-                let t = self.present(n)?;
-                let (_, d) = t.trim().rsplit_once('@')?;
-                let d = d.trim_end_matches('>').to_ascii_lowercase();
-                if d.is_empty() {
-                    return None;
-                }
-                Out::Str(Cow::Owned(d))
-            }
-            V::Map(n, table, default) => {
-                Out::Str(Cow::Borrowed(self.lookup(n, table).or(*default)?))
-            }
-            V::MapInt(n, table, default) => Out::Int(self.lookup(n, table).unwrap_or(*default)),
-            V::When(cs) => {
-                let (_, s) = cs.iter().find(|(c, _)| self.holds(c))?;
-                Out::Str(Cow::Borrowed(s))
-            }
-            V::WhenInt(cs) => {
-                let (_, i) = cs.iter().find(|(c, _)| self.holds(c))?;
-                Out::Int(*i)
-            }
-            V::WhenBool(cs) => {
-                let (_, b) = cs.iter().find(|(c, _)| self.holds(c))?;
-                Out::Bool(*b)
-            }
-            V::List(items) => Out::Strs(items.iter().map(|s| Cow::Borrowed(*s)).collect()),
-            V::Ints(items) => Out::Ints(items.to_vec()),
-            V::Email(n) => Out::Str(email(self.present(n)?)?),
-            V::Emails(n) => {
-                let all: Vec<Cow<'s, str>> = self.items(n).into_iter().filter_map(email).collect();
-                if all.is_empty() {
-                    return None;
-                }
-                Out::Strs(all)
-            }
+            V::Email(n) => self
+                .present(n)
+                .is_some_and(|t| email(&t).is_some_and(|e| put_str(out, e))),
+            V::Emails(n) => put_strs(out, self.items(n).filter_map(email)),
             V::Obj(members) => {
-                let mut any = false;
-                let mut obj = Vec::with_capacity(members.len());
+                let at = open_header(out);
+                let (mut n, mut any) = (0, false);
                 for (k, v) in *members {
-                    if let Some(x) = self.value(v) {
+                    if self.surely_none(v) {
+                        continue;
+                    }
+                    let key_at = out.len();
+                    put_str(out, k);
+                    if self.put(v, out) {
+                        n += 1;
                         any |= !is_constant(v);
-                        obj.push((*k, x));
+                    } else {
+                        out.truncate(key_at);
                     }
                 }
                 if !any {
-                    return None;
+                    out.truncate(at);
+                    return false;
                 }
-                Out::Obj(obj)
+                close_header(out, at, n, true);
+                true
             }
             V::Arr(items) => {
-                let all: Vec<Out<'s>> = items.iter().filter_map(|v| self.value(v)).collect();
-                if all.is_empty() {
-                    return None;
+                let at = open_header(out);
+                let n = items
+                    .iter()
+                    .filter(|v| !self.surely_none(v) && self.put(v, out))
+                    .count() as u32;
+                if n == 0 {
+                    out.truncate(at);
+                    return false;
                 }
-                Out::Arr(all)
+                close_header(out, at, n, false);
+                true
             }
-            V::First(vs) => return vs.iter().find_map(|v| self.value(v)),
+            V::First(vs) => vs.iter().any(|v| self.put(v, out)),
             V::Collect(ns, ips) => {
-                let mut all: Vec<Cow<'s, str>> = Vec::new();
+                let at = open_header(out);
+                let mut seen = Seen::default();
                 for n in *ns {
                     for item in self.items(n) {
-                        let item = match item.trim().rsplit_once('<') {
-                            Some((_, addr)) => Cow::Owned(addr.trim_end_matches('>').to_string()),
+                        let item = match item.rsplit_once('<') {
+                            Some((_, addr)) => addr.trim_end_matches('>'),
                             None => item,
                         };
                         let ok = if *ips {
@@ -490,26 +643,116 @@ impl<'a, 's> Reader<'a, 's> {
                         } else {
                             !item.is_empty()
                         };
-                        if ok && !all.contains(&item) {
-                            all.push(item);
+                        if ok && seen.insert(item) {
+                            put_str(out, item);
                         }
                     }
                 }
-                if all.is_empty() {
-                    return None;
+                if seen.len == 0 {
+                    out.truncate(at);
+                    return false;
                 }
-                Out::Strs(all)
+                close_header(out, at, seen.len, false);
+                true
             }
-            V::Time { ms: false } => Out::Str(Cow::Owned(super::rfc3339_ms(self.f.time))),
-            V::Time { ms: true } => Out::Int(super::epoch_ms(self.f.time)),
-            V::Id => Out::Str(Cow::Borrowed(self.f.id)),
-            V::Dataset => Out::Pair("mimecast.", self.f.source),
-            V::Source => Out::Str(Cow::Borrowed(self.f.source)),
-            V::Extra(k) => {
-                let (_, v) = self.f.extra.iter().find(|(ek, _)| ek == k)?;
-                Out::Str(Cow::Owned(v.to_string()))
+            V::Time { ms: false } => put_str(out, super::rfc3339_text(self.f.time).as_str()),
+            V::Time { ms: true } => {
+                let _ = rmp::encode::write_sint(out, super::epoch_ms(self.f.time));
+                true
             }
-        })
+            V::Id => put_str(out, self.f.id),
+            V::Dataset => {
+                let (a, b) = ("mimecast.", self.f.source);
+                let _ = rmp::encode::write_str_len(out, (a.len() + b.len()) as u32);
+                out.extend_from_slice(a.as_bytes());
+                out.extend_from_slice(b.as_bytes());
+                true
+            }
+            V::Source => put_str(out, self.f.source),
+            V::Extra(k) => self
+                .f
+                .extra
+                .iter()
+                .find(|(ek, _)| ek == k)
+                .is_some_and(|(_, v)| put_str(out, v)),
+        }
+    }
+}
+
+/// Writes a string; always true (for `is_some_and` chains).
+fn put_str(out: &mut Vec<u8>, s: &str) -> bool {
+    let _ = rmp::encode::write_str(out, s);
+    true
+}
+
+/// Writes a string lower-cased (ASCII, as the tables compare).
+fn put_lower(out: &mut Vec<u8>, s: &str) -> bool {
+    put_str(out, s);
+    let from = out.len() - s.len();
+    if let Some(b) = out.get_mut(from..) {
+        b.make_ascii_lowercase();
+    }
+    true
+}
+
+/// Writes a list of strings; false (nothing written) when there are none.
+fn put_strs<'t>(out: &mut Vec<u8>, items: impl Iterator<Item = &'t str>) -> bool {
+    let at = open_header(out);
+    let n = items.map(|s| put_str(out, s)).count() as u32;
+    if n == 0 {
+        out.truncate(at);
+        return false;
+    }
+    close_header(out, at, n, false);
+    true
+}
+
+/// Reserves one byte for a map or array header: most have fewer than 16 entries.
+fn open_header(out: &mut Vec<u8>) -> usize {
+    out.push(0);
+    out.len() - 1
+}
+
+/// Writes the header reserved at `at` for `n` entries, widening it when it needs more room.
+fn close_header(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
+    if n < 16 {
+        if let Some(b) = out.get_mut(at) {
+            *b = if map { 0x80 } else { 0x90 } | n as u8;
+        }
+        return;
+    }
+    let mut hdr = Vec::with_capacity(5);
+    let _ = if map {
+        rmp::encode::write_map_len(&mut hdr, n)
+    } else {
+        rmp::encode::write_array_len(&mut hdr, n)
+    };
+    if at < out.len() {
+        out.splice(at..at + 1, hdr);
+    }
+}
+
+/// The distinct items of a list so far: a few inline, more on the heap.
+#[derive(Default)]
+struct Seen<'t> {
+    first: [&'t str; 16],
+    more: Vec<&'t str>,
+    len: u32,
+}
+
+impl<'t> Seen<'t> {
+    /// Whether `item` is new (and now seen).
+    fn insert(&mut self, item: &'t str) -> bool {
+        let inline = (self.len as usize).min(self.first.len());
+        if self.first.iter().take(inline).any(|s| *s == item) || self.more.contains(&item) {
+            return false;
+        }
+        match self.first.get_mut(inline) {
+            Some(slot) if inline == self.len as usize => *slot = item,
+            _ => self.more.push(item),
+        }
+        self.len += 1;
+        true
     }
 }
 
@@ -522,13 +765,10 @@ fn is_constant(v: &V) -> bool {
 }
 
 /// An email address (`a@b.c`, `Name <a@b.c>` unwrapped), or None if the text is not one.
-fn email(t: Cow<'_, str>) -> Option<Cow<'_, str>> {
+fn email(t: &str) -> Option<&str> {
     let inner = match t.rsplit_once('<') {
-        Some((_, a)) => Cow::Owned(a.trim_end_matches('>').trim().to_string()),
-        None => match t {
-            Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-            Cow::Owned(o) => Cow::Owned(o.trim().to_string()),
-        },
+        Some((_, a)) => a.trim_end_matches('>').trim(),
+        None => t.trim(),
     };
     let (local, domain) = inner.split_once('@')?;
     let ok = !local.is_empty()
@@ -555,16 +795,164 @@ impl Normalize for Mapping {
         self.drops_mapped
     }
 
-    fn leaves<'s>(&self, f: &Facts<'s>, out: &mut Vec<(&'static [&'static str], Out<'s>)>) {
+    fn write(&self, f: &Facts, out: &mut Vec<u8>) -> u32 {
         let c = self.compiled();
         let r = Reader { c, f };
-        let Some(leaves) = c.kinds.get(self.kind_of(&r)) else {
-            return;
+        let Some(ops) = c.kinds.get(self.kind_of(&r)) else {
+            return 0;
         };
-        for leaf in leaves {
-            if let Some(v) = r.value(&leaf.v) {
-                out.push((leaf.path, v));
+        // The maps open: where each one's key starts, its header, its entries so far.
+        let mut open = [(0usize, 0usize, 0u32); MAX_NESTING];
+        let mut depth = 0;
+        let mut top = 0;
+        for op in ops {
+            match op {
+                Op::Open(key) => {
+                    let key_at = out.len();
+                    out.extend_from_slice(key);
+                    let at = open_header(out);
+                    if let Some(m) = open.get_mut(depth) {
+                        *m = (key_at, at, 0);
+                    }
+                    depth += 1;
+                }
+                Op::Leaf(key, v, needs) => {
+                    // Most leaves map fields that records of this kind lack: seen at once.
+                    if !needs.is_empty()
+                        && needs
+                            .iter()
+                            .all(|s| f.cap(Some(*s as usize)) == Cap::Absent)
+                    {
+                        continue;
+                    }
+                    let key_at = out.len();
+                    out.extend_from_slice(key);
+                    if r.put(v, out) {
+                        count_in(&mut open, depth, &mut top);
+                    } else {
+                        out.truncate(key_at);
+                    }
+                }
+                Op::Close => {
+                    depth = depth.saturating_sub(1);
+                    let Some(&(key_at, at, n)) = open.get(depth) else {
+                        continue;
+                    };
+                    // A map none of whose leaves has a value is left out, key and all.
+                    if n == 0 {
+                        out.truncate(key_at);
+                    } else {
+                        close_header(out, at, n, true);
+                        count_in(&mut open, depth, &mut top);
+                    }
+                }
             }
         }
+        top
+    }
+}
+
+/// Counts one more entry in the innermost open map (or at the top).
+fn count_in(open: &mut [(usize, usize, u32)], depth: usize, top: &mut u32) {
+    match depth.checked_sub(1).and_then(|d| open.get_mut(d)) {
+        Some(m) => m.2 += 1,
+        None => *top += 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{encode_as, Layout, Scratch, TimeField};
+
+    const LEAVES: &[Leaf] = &[
+        l(&["email", "to", "address"], Collect(&["recipients"], false)),
+        l(&["email", "subject"], V::Field("subject")),
+        l(
+            &["file"],
+            V::Obj(&[
+                ("kind", V::Str("attachment")),
+                ("hash", V::Obj(&[("md5", V::Field("md5"))])),
+            ]),
+        ),
+        l(&["x", "y", "z"], V::Field("deep")),
+    ];
+    use V::Collect;
+    static TEST: Mapping = Mapping::new("orig", false, &[LEAVES], &[]);
+
+    fn encode(json: &str) -> rmpv::Value {
+        let mut out = Vec::new();
+        let layout = Layout {
+            source: "t",
+            norm: Some(&TEST),
+        };
+        let mut scratch = Scratch::default();
+        encode_as(
+            &mut out,
+            json.as_bytes(),
+            TimeField::Now,
+            &layout,
+            &[],
+            &mut scratch,
+        )
+        .unwrap();
+        let mut rd = out.as_slice();
+        let v = rmpv::decode::read_value(&mut rd).unwrap();
+        assert!(rd.is_empty(), "one complete record");
+        v[1].clone()
+    }
+
+    fn get<'v>(v: &'v rmpv::Value, path: &[&str]) -> Option<&'v rmpv::Value> {
+        path.iter().try_fold(v, |v, k| {
+            v.as_map()?
+                .iter()
+                .find(|(key, _)| key.as_str() == Some(k))
+                .map(|(_, v)| v)
+        })
+    }
+
+    #[test]
+    fn long_lists_get_wide_headers_and_stay_distinct() {
+        // Synthetic: 40 distinct recipients, each twice, as one comma-separated string.
+        let all: Vec<String> = (0..80)
+            .map(|i| format!("u{}@example.com", i % 40))
+            .collect();
+        let json = format!(r#"{{"recipients": "{}", "subject": "s"}}"#, all.join(", "));
+        let body = encode(&json);
+        let to = get(&body, &["email", "to", "address"])
+            .and_then(|v| v.as_array())
+            .expect("a list of recipients");
+        let got: Vec<&str> = to.iter().filter_map(|v| v.as_str()).collect();
+        let want: Vec<String> = (0..40).map(|i| format!("u{i}@example.com")).collect();
+        assert_eq!(got, want);
+        assert_eq!(
+            get(&body, &["email", "subject"]).and_then(|v| v.as_str()),
+            Some("s")
+        );
+    }
+
+    #[test]
+    fn maps_without_a_value_are_left_out_key_and_all() {
+        let body = encode(r#"{"subject": "s"}"#);
+        // No recipients: `email.to` is not there, while `email` (with the subject) is.
+        assert!(get(&body, &["email", "to"]).is_none());
+        assert!(get(&body, &["email", "subject"]).is_some());
+        // Only a constant member: the object is left out; so is `x.y` with nothing under it.
+        assert!(get(&body, &["file"]).is_none());
+        assert!(get(&body, &["x"]).is_none());
+        let body = encode(r#"{"md5": "abc", "deep": 1}"#);
+        assert_eq!(
+            get(&body, &["file", "hash", "md5"]).and_then(|v| v.as_str()),
+            Some("abc")
+        );
+        assert_eq!(
+            get(&body, &["file", "kind"]).and_then(|v| v.as_str()),
+            Some("attachment")
+        );
+        assert_eq!(
+            get(&body, &["x", "y", "z"]).and_then(|v| v.as_i64()),
+            Some(1)
+        );
+        assert!(get(&body, &["email"]).is_none());
     }
 }
