@@ -3,6 +3,9 @@
 //! `ffi` is the only module with `unsafe` code and `extern "C"` functions; everything else is
 //! plain Rust driven through it.
 
+/// The plugin's version (semantic versioning; see CHANGELOG.md).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 pub mod config;
 pub mod encode;
 pub mod ffi;

@@ -84,6 +84,16 @@ fn check_reports_each_source_and_exits_by_the_worst() {
 }
 
 #[test]
+fn check_prints_its_version() {
+    let (code, out, _) = check_env(&["--version"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("mimecast-check {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
 fn check_reports_network_errors() {
     let (code, out, _) = check(&[
         "-p",
@@ -119,6 +129,12 @@ fn startup_check_logs_the_table() {
         .wait_for(Duration::from_secs(20), |r| !r.is_empty()));
     let c = host.stop();
     let logs = logs_text(&c.logs());
+    // The first line of a running instance names the plugin's version.
+    let started = format!(
+        "fluent-bit-mimecast {}: collecting siem_cg, archive_view",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(logs.contains(&started), "{started} in:\n{logs}");
     assert!(
         logs.contains("startup check: siem_cg") && logs.contains("startup check: archive_view"),
         "{logs}"

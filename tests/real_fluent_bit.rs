@@ -425,6 +425,11 @@ fn real_fluent_bit_exposes_the_plugin_metrics() {
         total("fluentbit_input_records_total"),
         "plugin and host agree:\n{text}"
     );
+    let build_info = format!(
+        "fluentbit_input_mimecast_build_info{{name=\"mimecast.0\",version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build_info), "{build_info} in:\n{text}");
     assert!(text.contains("fluentbit_input_mimecast_requests_total{name=\"mimecast.0\",endpoint=\"/siem/v1/batch/events/cg\",status=\"200\"}"), "{text}");
     assert!(
         text.contains("fluentbit_input_mimecast_lag_seconds"),

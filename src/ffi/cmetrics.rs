@@ -32,6 +32,7 @@ const DEFS: &[(&str, &str, bool, &[&str])] = &[
     ("mimecast_bytes_total", "Bytes of records handed to Fluent Bit.", true, &[]),
     ("mimecast_lag_seconds", "Now minus the newest event time seen, per source.", false, &["source"]),
     ("mimecast_caught_up", "1 when the source has read everything available, per source.", false, &["source"]),
+    ("mimecast_build_info", "The plugin's version, as a label (value 1).", false, &["version"]),
     ("mimecast_files_pending", "SIEM batch files listed and not yet delivered, per source.", false, &["source"]),
 ];
 
@@ -146,6 +147,7 @@ impl CmtPublisher {
 
     /// Sets every metric from the instance's figures.
     pub fn publish(&self, s: &Snapshot, now_ms: i64) {
+        self.set("mimecast_build_info", 1.0, &[crate::VERSION]);
         for (src, f) in &s.sources {
             self.set("mimecast_records_total", f.records as f64, &[src]);
             self.set(

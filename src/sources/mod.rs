@@ -231,7 +231,8 @@ pub async fn run_all(ctx: Arc<SourceCtx>) {
         .flat_map(|s| s.streams(&ctx))
         .collect();
     ctx.log.info(format_args!(
-        "collecting {} from {} ({} streams)",
+        "fluent-bit-mimecast {}: collecting {} from {} ({} streams)",
+        crate::VERSION,
         ctx.cfg.source_names().join(", "),
         ctx.cfg.base_url,
         streams.len()

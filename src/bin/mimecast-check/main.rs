@@ -16,7 +16,7 @@ use std::path::Path;
 
 const USAGE: &str = "usage: mimecast-check -c FILE [-c FILE ...] [--sample]
        mimecast-check -p key=value [-p key=value ...] [--sample]
-       mimecast-check --help";
+       mimecast-check --help | --version";
 
 const HELP: &str =
     "mimecast-check: checks the Mimecast input's configuration before Fluent Bit runs it.
@@ -37,6 +37,7 @@ Options:
   --sample              also print one decoded record per source that has one (for SIEM batch,
                         the first record of the first listed file).
   -h, --help            this help.
+  -V, --version         the version of mimecast-check (the plugin's version).
 
 ${VAR} in values is expanded as Fluent Bit does (@SET / env: first, then the environment), in
 -p values too: single-quote '${VAR}' to keep a secret out of the process list.
@@ -57,6 +58,7 @@ fn main() {
 /// What the command line asks for.
 enum Command {
     Help,
+    Version,
     Check {
         files: Vec<String>,
         props: Vec<(String, String)>,
@@ -72,6 +74,7 @@ fn parse_args(args: Vec<String>) -> Result<Command, String> {
     while let Some(a) = args.next() {
         match a.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
             "-c" | "--config" => files.push(
                 args.next()
                     .ok_or("-c needs a file, e.g. -c fluent-bit.yaml.example")?,
@@ -246,6 +249,10 @@ fn run(args: Vec<String>) -> i32 {
             println!("{HELP}");
             return 0;
         }
+        Ok(Command::Version) => {
+            println!("mimecast-check {}", fluent_bit_mimecast::VERSION);
+            return 0;
+        }
         Ok(Command::Check {
             files,
             props,
@@ -329,6 +336,10 @@ mod tests {
     #[test]
     fn arguments() {
         assert!(matches!(parse_args(args(&["--help"])), Ok(Command::Help)));
+        assert!(matches!(
+            parse_args(args(&["--version"])),
+            Ok(Command::Version)
+        ));
         assert!(matches!(
             parse_args(args(&["-p", "a=b", "-h"])),
             Ok(Command::Help)
