@@ -7,6 +7,11 @@
 # shared machine one round's ratio can be off by a third); `--no-rhythm` leaves out the control
 # run of the limit in the host's collect rhythm.
 #
+# With FLUENT_BIT_BIN naming a real Fluent Bit: `--vs-tail` runs Fluent Bit's own tail input (on
+# the backlog's records as one NDJSON file) and the plugin (on the simulator) in it, and prints
+# rate, host CPU per record, peak and steady RSS, first record, and the plugin's ratios to tail;
+# `--soak MINUTES` runs the plugin alone with a hot reload every minute and prints its RSS.
+#
 # `scripts/bench.sh --instructions [options]` counts instructions instead of timing them
 # (valgrind's callgrind: the same count for the same build and inputs, however busy or noisy
 # the machine): the limit's per-file decoding, and the whole fbhost process of the plugin path

@@ -9,7 +9,13 @@
 //!
 //! `--repeat N` alternates N rounds of 1 and 2 and prints the median ratios.
 //!
+//! With `FLUENT_BIT_BIN` set, `--vs-tail` runs the plugin and Fluent Bit's own `tail` input on
+//! the same records inside that real Fluent Bit instead, and `--soak MINUTES` watches the
+//! plugin's memory there over hot reloads (see `real_host.rs`).
+//!
 //! Run it through `scripts/bench.sh` (builds everything in release first).
+
+mod real_host;
 
 use fluent_bit_mimecast::encode::{encode_as, Layout, Scratch, TimeField};
 use fluent_bit_mimecast::sources::gzlines::{GzLines, Line};
@@ -139,6 +145,24 @@ fn main() {
     );
     let lib = release.join("libfluent_bit_mimecast.so");
     let fbhost = release.join("fbhost");
+    let vs_tail = args.iter().any(|a| a == "--vs-tail");
+    let soak: Option<u64> = flag(&args, "--soak").map(|v| {
+        v.parse().ok().filter(|m| *m >= 2).unwrap_or_else(|| {
+            eprintln!("--soak takes whole minutes, at least 2");
+            std::process::exit(2);
+        })
+    });
+    let real = if vs_tail || soak.is_some() {
+        match real_host::fluent_bit() {
+            Ok(fb) => Some(fb),
+            Err(e) => {
+                eprintln!("mimecast-bench: SKIPPED: {e}");
+                std::process::exit(2);
+            }
+        }
+    } else {
+        None
+    };
     for p in [&lib, &fbhost] {
         assert!(
             p.exists(),
@@ -181,6 +205,21 @@ fn main() {
     }
     println!("mimecast-bench: {} cores, backlog {} SIEM events in {} batch files ({} types, {:.0} h, {} events/h/type)",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), total, slots.len(), types.len(), hours, rate);
+
+    if let Some(fb) = &real {
+        let work = std::env::temp_dir().join(format!("mimecast-bench-real-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&work);
+        let mut ok = true;
+        if vs_tail {
+            sim.warm_batch_files(types);
+            ok &= real_host::vs_tail(fb, &lib, &sim, &slots, total, types, &props, &work);
+        }
+        if let Some(minutes) = soak {
+            ok &= real_host::soak(fb, &lib, types, &props, &work, minutes);
+        }
+        let _ = std::fs::remove_dir_all(&work);
+        std::process::exit(if ok { 0 } else { 1 });
+    }
 
     // Compress every file once now, untimed: during the run the simulator only sends bytes, as
     // the static file server behind Mimecast's pre-signed URLs does, and leaves the cores to

@@ -1,0 +1,512 @@
+//! `mimecast-bench --vs-tail`: the plugin against Fluent Bit's own `tail` input, both inside the
+//! real Fluent Bit named by `FLUENT_BIT_BIN`, on the same records: the backlog's batch files
+//! served by the simulator to the plugin, and the same records as one local NDJSON file read
+//! by `tail` with the json parser. Each run is one `fluent-bit` process with the `null` output
+//! and its HTTP server on; the harness polls the input's record counter
+//! (`/api/v1/metrics`) and the process's `/proc` figures every 50 ms, and prints rate, host
+//! CPU per record, peak and steady RSS, first-record time, and the plugin's ratios to `tail`.
+//!
+//! `--soak MINUTES` runs the plugin alone for that long on a simulator whose clock runs 60x
+//! (an hour of new SIEM files a minute), sends Fluent Bit a hot reload (SIGHUP, `-Y`) every
+//! minute, and prints its RSS minute by minute: flat after warm-up is the goal.
+
+use fluent_bit_mimecast::sources::gzlines::{GzLines, Line};
+use mimecast_sim::Sim;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What one run inside Fluent Bit measured.
+pub struct HostRun {
+    pub label: String,
+    pub records: u64,
+    /// Start to the first record counted by the input.
+    pub first: Option<Duration>,
+    /// Start to the last record.
+    pub done: Option<Duration>,
+    /// CPU seconds of the whole process when the last record was counted.
+    pub cpu: f64,
+    /// VmHWM at the end, MB.
+    pub peak_mb: f64,
+    /// Median VmRSS over the second half of the drain, MB.
+    pub steady_mb: f64,
+}
+
+impl HostRun {
+    /// Records per second from the first record to the last.
+    pub fn rate(&self) -> f64 {
+        match (self.first, self.done) {
+            (Some(f), Some(d)) if d > f => self.records as f64 / (d - f).as_secs_f64(),
+            _ => 0.0,
+        }
+    }
+    pub fn cpu_us(&self) -> f64 {
+        self.cpu * 1e6 / self.records.max(1) as f64
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(2020)
+}
+
+/// The `records` counter of input `name` from Fluent Bit's `/api/v1/metrics`.
+fn input_records(port: u16, name: &str) -> Option<u64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /api/v1/metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    v.get("input")?.get(name)?.get("records")?.as_u64()
+}
+
+/// (VmRSS, VmHWM) in kB.
+fn memory_kb(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// utime + stime of the process, seconds.
+fn cpu_s(pid: u32) -> f64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at state (field 3).
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn stop(child: &mut Child) {
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs `fluent-bit` with `conf` until input `input` counted `total` records (or 30 min passed).
+fn measure(
+    fb: &Path,
+    conf: &Path,
+    port: u16,
+    input: &str,
+    total: u64,
+    label: &str,
+    log: &Path,
+) -> HostRun {
+    let limit = Duration::from_secs(1800);
+    let t0 = Instant::now();
+    let mut child = Command::new(fb)
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(log)
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        )
+        .spawn()
+        .expect("start fluent-bit");
+    let pid = child.id();
+    let (mut first, mut done, mut cpu) = (None, None, 0.0);
+    let mut samples: Vec<(Duration, u64)> = Vec::new();
+    let mut records = 0;
+    while t0.elapsed() < limit {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        let n = input_records(port, input).unwrap_or(0);
+        let now = t0.elapsed();
+        samples.push((now, memory_kb(pid).0));
+        if n > 0 && first.is_none() {
+            first = Some(now);
+        }
+        records = n;
+        if n >= total {
+            done = Some(now);
+            cpu = cpu_s(pid);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let peak_kb = memory_kb(pid).1;
+    stop(&mut child);
+    let from = first.unwrap_or_default();
+    let to = done.unwrap_or_else(|| t0.elapsed());
+    let half = from + (to.saturating_sub(from)) / 2;
+    let steady: Vec<f64> = samples
+        .iter()
+        .filter(|(t, _)| *t >= half)
+        .map(|(_, kb)| *kb as f64 / 1024.0)
+        .collect();
+    HostRun {
+        label: label.to_string(),
+        records,
+        first,
+        done,
+        cpu,
+        peak_mb: peak_kb as f64 / 1024.0,
+        steady_mb: median(steady),
+    }
+}
+
+fn service(port: u16, extra: &str) -> String {
+    format!(
+        "[SERVICE]\n    flush 1\n    grace 1\n    log_level warn\n    http_server on\n    http_listen 127.0.0.1\n    http_port {port}\n{extra}"
+    )
+}
+
+/// A plugins file loading `lib`, as a `[SERVICE]` line (a hot reload reads it again).
+fn plugins_file(lib: &Path, work: &Path) -> String {
+    let path = work.join("plugins.conf");
+    std::fs::write(&path, format!("[PLUGINS]\n    Path {}\n", lib.display()))
+        .expect("plugins file");
+    format!("    plugins_file {}\n", path.display())
+}
+
+/// Writes every record of the backlog's files, in order, as one NDJSON file.
+fn write_ndjson(sim: &Sim, slots: &[(&str, i64)], path: &Path) -> u64 {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("NDJSON file"));
+    let mut n = 0u64;
+    for (t, slot) in slots {
+        let f = sim.batch_file_bytes(t, *slot).unwrap_or_default();
+        let mut gz = GzLines::new();
+        let mut on_line = |l: Line| {
+            if let Line::Json(b) = l {
+                let _ = out.write_all(b);
+                let _ = out.write_all(b"\n");
+                n += 1;
+            }
+        };
+        for piece in f.chunks(16 << 10) {
+            gz.feed(piece, &mut on_line).expect("gzip");
+        }
+        gz.finish(&mut on_line).expect("gzip end");
+    }
+    out.flush().expect("NDJSON file");
+    n
+}
+
+fn plugin_input(base: &str, types: &[&str], props: &[String], state: &Path) -> String {
+    let mut s = format!(
+        "[INPUT]\n    Name mimecast\n    Tag mimecast\n    client_id sim-client\n    client_secret sim-secret\n    base_url {base}\n    siem_types {}\n    initial_lookback 24h\n    poll_interval 2s\n    state_dir {}\n",
+        types.join(","),
+        state.display()
+    );
+    for p in props {
+        if let Some((k, v)) = p.split_once('=') {
+            s.push_str(&format!("    {k} {v}\n"));
+        }
+    }
+    s
+}
+
+const NULL_OUTPUT: &str = "[OUTPUT]\n    Name null\n    Match *\n";
+
+/// The comparison: `tail` on the NDJSON file, then the plugin on the simulator.
+#[allow(clippy::too_many_arguments)]
+pub fn vs_tail(
+    fb: &Path,
+    lib: &Path,
+    sim: &Sim,
+    slots: &[(&str, i64)],
+    total: u64,
+    types: &[&str],
+    props: &[String],
+    work: &Path,
+) -> bool {
+    let version = Command::new(fb)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_default();
+    let file = work.join("records.ndjson");
+    let n = write_ndjson(sim, slots, &file);
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    if n != total {
+        eprintln!("mimecast-bench: the NDJSON file has {n} records, the backlog {total}");
+        return false;
+    }
+    println!(
+        "\nreal host: {version} ({}), null output; the same {n} records as {} batch files from the simulator (plugin) and as one {:.0} MB NDJSON file (tail, json parser)",
+        fb.display(),
+        slots.len(),
+        size as f64 / 1e6
+    );
+    let port = free_port();
+    std::fs::write(
+        work.join("parsers.conf"),
+        "[PARSER]\n    Name json\n    Format json\n",
+    )
+    .expect("parsers file");
+    let tail_conf = work.join("tail.conf");
+    std::fs::write(
+        &tail_conf,
+        format!(
+            "{}    parsers_file {}\n\n[INPUT]\n    Name tail\n    Path {}\n    Read_from_Head on\n    Parser json\n\n{NULL_OUTPUT}",
+            service(port, ""),
+            work.join("parsers.conf").display(),
+            file.display()
+        ),
+    )
+    .expect("tail config");
+    let tail = measure(
+        fb,
+        &tail_conf,
+        port,
+        "tail.0",
+        n,
+        "tail input",
+        &work.join("tail.log"),
+    );
+    let _ = std::fs::remove_file(&file);
+
+    let port = free_port();
+    let plugin_conf = work.join("plugin.conf");
+    std::fs::write(
+        &plugin_conf,
+        format!(
+            "{}\n{}\n{NULL_OUTPUT}",
+            service(port, &plugins_file(lib, work)),
+            plugin_input(&sim.base_url(), types, props, &work.join("state"))
+        ),
+    )
+    .expect("plugin config");
+    let plugin = measure(
+        fb,
+        &plugin_conf,
+        port,
+        "mimecast.0",
+        n,
+        "plugin",
+        &work.join("plugin.log"),
+    );
+    print_table(&tail, &plugin, n);
+    let complete = tail.records >= n && plugin.records >= n;
+    if !complete {
+        for log in ["tail.log", "plugin.log"] {
+            let text = std::fs::read_to_string(work.join(log)).unwrap_or_default();
+            eprintln!("--- {log} (end)");
+            for l in text.lines().rev().take(15).collect::<Vec<_>>().iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+    complete
+}
+
+fn secs(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.2} s", d.as_secs_f64()))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_table(tail: &HostRun, plugin: &HostRun, n: u64) {
+    println!(
+        "\n   {:<28} {:>16} {:>16} {:>10}",
+        "", tail.label, plugin.label, "plugin/tail"
+    );
+    let row = |name: &str, a: String, b: String, r: String| {
+        println!("   {name:<28} {a:>16} {b:>16} {r:>10}");
+    };
+    let ratio = |a: f64, b: f64| {
+        if a > 0.0 {
+            format!("{:.2}x", b / a)
+        } else {
+            "-".into()
+        }
+    };
+    row(
+        "records",
+        format!("{} of {n}", tail.records),
+        format!("{} of {n}", plugin.records),
+        String::new(),
+    );
+    row(
+        "records/s (first to last)",
+        format!("{:.0}", tail.rate()),
+        format!("{:.0}", plugin.rate()),
+        ratio(tail.rate(), plugin.rate()),
+    );
+    row(
+        "host CPU per record",
+        format!("{:.2} us", tail.cpu_us()),
+        format!("{:.2} us", plugin.cpu_us()),
+        ratio(tail.cpu_us(), plugin.cpu_us()),
+    );
+    row(
+        "peak RSS",
+        format!("{:.1} MB", tail.peak_mb),
+        format!("{:.1} MB", plugin.peak_mb),
+        ratio(tail.peak_mb, plugin.peak_mb),
+    );
+    row(
+        "steady RSS (2nd half)",
+        format!("{:.1} MB", tail.steady_mb),
+        format!("{:.1} MB", plugin.steady_mb),
+        ratio(tail.steady_mb, plugin.steady_mb),
+    );
+    row(
+        "first record",
+        secs(tail.first),
+        secs(plugin.first),
+        String::new(),
+    );
+    row(
+        "last record",
+        secs(tail.done),
+        secs(plugin.done),
+        String::new(),
+    );
+    println!(
+        "figures: tail_rate={:.0} plugin_rate={:.0} tail_cpu_us={:.3} plugin_cpu_us={:.3} tail_peak_mb={:.1} plugin_peak_mb={:.1} tail_steady_mb={:.1} plugin_steady_mb={:.1} tail_first_s={:.2} plugin_first_s={:.2}",
+        tail.rate(),
+        plugin.rate(),
+        tail.cpu_us(),
+        plugin.cpu_us(),
+        tail.peak_mb,
+        plugin.peak_mb,
+        tail.steady_mb,
+        plugin.steady_mb,
+        tail.first.map_or(-1.0, |d| d.as_secs_f64()),
+        plugin.first.map_or(-1.0, |d| d.as_secs_f64()),
+    );
+}
+
+/// The soak: the plugin alone for `minutes`, new files arriving all along, a hot reload every
+/// minute; prints RSS per minute.
+pub fn soak(
+    fb: &Path,
+    lib: &Path,
+    types: &[&str],
+    props: &[String],
+    work: &Path,
+    minutes: u64,
+) -> bool {
+    let sim = Sim::start(mimecast_sim::SimConfig {
+        siem_rate: 2000,
+        speed: 60.0,
+        seed: 7,
+        ..Default::default()
+    })
+    .expect("sim");
+    let port = free_port();
+    let conf = work.join("soak.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{}\n{}\n{NULL_OUTPUT}",
+            service(port, &plugins_file(lib, work)),
+            plugin_input(&sim.base_url(), types, props, &work.join("soak-state"))
+        ),
+    )
+    .expect("soak config");
+    let mut child = Command::new(fb)
+        .args(["-Y", "-c"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(work.join("soak.log"))
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        )
+        .spawn()
+        .expect("start fluent-bit");
+    let pid = child.id();
+    println!(
+        "\nsoak: the plugin alone in {} for {minutes} min, simulator clock 60x (an hour of SIEM files a minute), a hot reload (SIGHUP) every minute",
+        fb.display()
+    );
+    println!("   minute   records   RSS MB   peak MB");
+    let t0 = Instant::now();
+    let mut rss: Vec<f64> = Vec::new();
+    let mut ok = true;
+    let mut records_before_reload = 0u64;
+    for minute in 1..=minutes {
+        while t0.elapsed() < Duration::from_secs(60 * minute) {
+            if let Ok(Some(_)) = child.try_wait() {
+                ok = false;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if !ok {
+            println!(
+                "   fluent-bit exited early (see {})",
+                work.join("soak.log").display()
+            );
+            break;
+        }
+        let (now, peak) = memory_kb(pid);
+        // The counter restarts with each reload: records since the last one.
+        let n = input_records(port, "mimecast.0").unwrap_or(0);
+        records_before_reload += n;
+        rss.push(now as f64 / 1024.0);
+        println!(
+            "   {minute:>6} {n:>9} {:>8.1} {:>9.1}",
+            now as f64 / 1024.0,
+            peak as f64 / 1024.0
+        );
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    }
+    stop(&mut child);
+    if rss.len() >= 4 {
+        let warm = rss.len() / 3;
+        let after: Vec<f64> = rss.iter().skip(warm).copied().collect();
+        let (lo, hi) = after
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+        println!(
+            "   after warm-up (minute {} on): RSS {lo:.1}-{hi:.1} MB, first {:.1} last {:.1} ({:+.1} MB); {records_before_reload} records in all",
+            warm + 1,
+            after.first().copied().unwrap_or(0.0),
+            after.last().copied().unwrap_or(0.0),
+            after.last().copied().unwrap_or(0.0) - after.first().copied().unwrap_or(0.0)
+        );
+    }
+    ok
+}
+
+/// `FLUENT_BIT_BIN`, or a message saying how to set it.
+pub fn fluent_bit() -> Result<PathBuf, String> {
+    match std::env::var_os("FLUENT_BIT_BIN") {
+        Some(p) if Path::new(&p).is_file() => Ok(PathBuf::from(p)),
+        Some(p) => Err(format!(
+            "FLUENT_BIT_BIN={} is not a file",
+            Path::new(&p).display()
+        )),
+        None => Err(
+            "--vs-tail and --soak run a real Fluent Bit: set FLUENT_BIT_BIN (e.g. ../shared/fluent-bit/5.1.1/bin/fluent-bit)"
+                .into(),
+        ),
+    }
+}
