@@ -37,39 +37,19 @@ grep -qx "    Path $lib" "$plugins" || fail "$plugins does not load $lib"
 echo "    installed: $lib, /usr/bin/mimecast-check ($(mimecast-check --version)), $plugins"
 
 cargo build --quiet -p mimecast-sim -p fbhost
-./target/debug/mimecast-sim --port 0 --siem-rate 600 > "$work/sim.out" &
-sim_pid=$!
-for _ in $(seq 100); do
-    grep -q '^listening ' "$work/sim.out" 2>/dev/null && break
-    sleep 0.1
-done
-base=$(awk '/^listening / {print $2}' "$work/sim.out")
-[ -n "$base" ] || fail "the simulator did not start"
+. scripts/sim-host.sh
+start_sim ./target/debug/mimecast-sim "$work/sim.out" --siem-rate 600
 
 # One configuration for both hosts: the installed plugins file, the simulator, a state_dir of
 # its own (the package's default one is root's, for the service).
-cat > "$work/fluent-bit.conf" <<CONF
-[SERVICE]
-    flush        1
-    grace        1
-    log_level    info
-    plugins_file $plugins
-
-[INPUT]
-    Name             mimecast
+host_config "$work/fluent-bit.conf" "$plugins" "\
     Tag              mimecast
     client_id        sim-client
     client_secret    sim-secret
     base_url         $base
     sources          siem_cg, audit
     initial_lookback 1h
-    state_dir        $work/state
-
-[OUTPUT]
-    Name   stdout
-    Match  *
-    Format json_lines
-CONF
+    state_dir        $work/state"
 
 count() { grep -c '"mimecast_source":' "$1" || true; }
 

@@ -26,27 +26,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-./target/release/mimecast-sim --port 0 --siem-rate 120 > "$work/sim.out" &
-sim_pid=$!
-for _ in $(seq 100); do
-    grep -q '^listening ' "$work/sim.out" 2>/dev/null && break
-    sleep 0.1
-done
-base=$(awk '/^listening / {print $2}' "$work/sim.out")
-[ -n "$base" ] || { echo "simulator did not start" >&2; exit 1; }
+. scripts/sim-host.sh
+start_sim ./target/release/mimecast-sim "$work/sim.out" --siem-rate 120
 echo "==> Mimecast API simulator at $base (synthetic data, loopback only)" >&2
 
 lib="$PWD/target/release/libfluent_bit_mimecast.so"
 printf '[PLUGINS]\n    Path %s\n' "$lib" > "$work/plugins.conf"
-cat > "$work/fluent-bit.conf" <<CONF
-[SERVICE]
-    flush        1
-    grace        1
-    log_level    info
-    plugins_file $work/plugins.conf
-
-[INPUT]
-    Name             mimecast
+host_config "$work/fluent-bit.conf" "$work/plugins.conf" "\
     Tag              mimecast.siem
     client_id        sim-client
     client_secret    \${MIMECAST_CLIENT_SECRET}
@@ -54,13 +40,7 @@ cat > "$work/fluent-bit.conf" <<CONF
     siem_types       receipt, delivery, url protect
     # SIEM batch starts from whole days (its start is a date): this reads from midnight UTC
     initial_lookback 1h
-    state_dir        $work/state
-
-[OUTPUT]
-    Name   stdout
-    Match  *
-    Format json_lines
-CONF
+    state_dir        $work/state"
 export MIMECAST_CLIENT_SECRET=sim-secret
 
 # The host prints every record as a JSON line; fbhost --summarize shows the first $records and

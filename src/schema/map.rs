@@ -168,7 +168,7 @@ fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
             ops.push(Op::Open(key(d)));
         }
         let mut needs = Vec::new();
-        if none_without_fields(&leaf.v) {
+        if none_when(&leaf.v, &|_| true) {
             let mut names = Vec::new();
             fields_of(&leaf.v, &mut names);
             needs = names
@@ -328,25 +328,26 @@ fn fields_of(v: &V, names: &mut Vec<&'static str>) {
     }
 }
 
-/// Whether a value has none when every field it maps (`fields_of`) is absent: then a record
-/// without any of them can skip it unseen. Constants, conditions and defaults have values of
-/// their own.
-fn none_without_fields(v: &V) -> bool {
+/// Whether `v` surely has no value when the fields for which `absent` holds are absent. With
+/// `&|_| true`: whether it has none without any of the fields it maps (`fields_of`), so that a
+/// record lacking them all can skip it unseen; constants, conditions and defaults have values
+/// of their own.
+fn none_when(v: &V, absent: &dyn Fn(&str) -> bool) -> bool {
     match v {
-        V::Field(_)
-        | V::Lower(_)
-        | V::Num(_)
-        | V::Split(_)
-        | V::Ip(_)
-        | V::Domain(_)
-        | V::Map(_, _, None)
-        | V::Email(_)
-        | V::Emails(_)
-        | V::Collect(..) => true,
+        V::Field(n)
+        | V::Lower(n)
+        | V::Num(n)
+        | V::Split(n)
+        | V::Ip(n)
+        | V::Domain(n)
+        | V::Map(n, _, None)
+        | V::Email(n)
+        | V::Emails(n) => absent(n),
+        V::Collect(ns, _) => ns.iter().all(|n| absent(n)),
         V::Obj(ms) => ms
             .iter()
-            .all(|(_, v)| is_constant(v) || none_without_fields(v)),
-        V::Arr(vs) | V::First(vs) => vs.iter().all(none_without_fields),
+            .all(|(_, v)| is_constant(v) || none_when(v, absent)),
+        V::Arr(vs) | V::First(vs) => vs.iter().all(|v| none_when(v, absent)),
         _ => false,
     }
 }
@@ -476,24 +477,7 @@ impl<'a, 's> Reader<'a, 's> {
     /// Whether `v` has no value for this record because every field it maps is absent (seen
     /// without writing anything: a member's key is written only when it may have a value).
     fn surely_none(&self, v: &V) -> bool {
-        let absent = |n: &str| self.cap(n) == Cap::Absent;
-        match v {
-            V::Field(n)
-            | V::Lower(n)
-            | V::Num(n)
-            | V::Split(n)
-            | V::Ip(n)
-            | V::Domain(n)
-            | V::Map(n, _, None)
-            | V::Email(n)
-            | V::Emails(n) => absent(n),
-            V::Collect(ns, _) => ns.iter().all(|n| absent(n)),
-            V::Obj(ms) => ms
-                .iter()
-                .all(|(_, v)| is_constant(v) || self.surely_none(v)),
-            V::Arr(vs) | V::First(vs) => vs.iter().all(|v| self.surely_none(v)),
-            _ => false,
-        }
+        none_when(v, &|n| self.cap(n) == Cap::Absent)
     }
 
     /// Writes the value `v` makes of the record. Returns false, with nothing written, when it
