@@ -129,7 +129,7 @@ fn startup_check_logs_the_table() {
         .wait_for(Duration::from_secs(20), |r| !r.is_empty()));
     let c = host.stop();
     let logs = logs_text(&c.logs());
-    // The first line of a running instance names the plugin's version.
+    // The line an instance logs as it starts collecting names the plugin's version.
     let started = format!(
         "fluent-bit-mimecast {}: collecting siem_cg, archive_view",
         env!("CARGO_PKG_VERSION")
