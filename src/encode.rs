@@ -422,21 +422,12 @@ impl Scratch {
     }
 }
 
-/// What a mapping writes: one leaf of the normalized record.
+/// A leaf of an error record in a normalized schema (`encode_tree`); the mappings of records
+/// themselves write their values directly (`schema::map`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Out<'s> {
     Str(std::borrow::Cow<'s, str>),
     Int(i64),
-    Float(f64),
-    Bool(bool),
-    Strs(Vec<std::borrow::Cow<'s, str>>),
-    Ints(Vec<i64>),
-    /// A map of these members, in this order.
-    Obj(Vec<(&'static str, Out<'s>)>),
-    /// A list of values (maps, say).
-    Arr(Vec<Out<'s>>),
-    /// A string made of two: `mimecast.` and a source, say.
-    Pair(&'static str, &'s str),
 }
 
 /// Writes one leaf value.
@@ -447,42 +438,6 @@ fn write_out(out: &mut Vec<u8>, val: &Out) {
         }
         Out::Int(i) => {
             let _ = rmp::encode::write_sint(out, *i);
-        }
-        Out::Float(f) => {
-            let _ = rmp::encode::write_f64(out, *f);
-        }
-        Out::Bool(b) => {
-            let _ = rmp::encode::write_bool(out, *b);
-        }
-        Out::Strs(v) => {
-            let _ = rmp::encode::write_array_len(out, v.len() as u32);
-            for s in v {
-                let _ = rmp::encode::write_str(out, s);
-            }
-        }
-        Out::Ints(v) => {
-            let _ = rmp::encode::write_array_len(out, v.len() as u32);
-            for i in v {
-                let _ = rmp::encode::write_sint(out, *i);
-            }
-        }
-        Out::Obj(members) => {
-            let _ = rmp::encode::write_map_len(out, members.len() as u32);
-            for (k, v) in members {
-                let _ = rmp::encode::write_str(out, k);
-                write_out(out, v);
-            }
-        }
-        Out::Arr(items) => {
-            let _ = rmp::encode::write_array_len(out, items.len() as u32);
-            for v in items {
-                write_out(out, v);
-            }
-        }
-        Out::Pair(a, b) => {
-            let _ = rmp::encode::write_str_len(out, (a.len() + b.len()) as u32);
-            out.extend_from_slice(a.as_bytes());
-            out.extend_from_slice(b.as_bytes());
         }
     }
 }
@@ -769,6 +724,33 @@ enum Captured {
     Int(i64),
     Float(f64),
     Text(String),
+}
+
+/// Reserves one byte for a map or array header whose entries are not counted yet: most have
+/// fewer than 16 (see `close_header`).
+pub fn open_header(out: &mut Vec<u8>) -> usize {
+    out.push(0);
+    out.len() - 1
+}
+
+/// Writes the header reserved by `open_header` at `at` for `n` entries, widening it when it
+/// needs more room.
+pub fn close_header(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
+    if n < 16 {
+        if let Some(b) = out.get_mut(at) {
+            *b = if map { 0x80 } else { 0x90 } | n as u8;
+        }
+        return;
+    }
+    let mut hdr = Vec::with_capacity(5);
+    let _ = if map {
+        rmp::encode::write_map_len(&mut hdr, n)
+    } else {
+        rmp::encode::write_array_len(&mut hdr, n)
+    };
+    if at < out.len() {
+        out.splice(at..at + 1, hdr);
+    }
 }
 
 /// Writes a map/array header for `n` entries at `at`, where 5 bytes were reserved, and closes

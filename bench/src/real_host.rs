@@ -123,17 +123,7 @@ fn measure(
 ) -> HostRun {
     let limit = Duration::from_secs(1800);
     let t0 = Instant::now();
-    let mut child = Command::new(fb)
-        .arg("-c")
-        .arg(conf)
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::File::create(log)
-                .map(Stdio::from)
-                .unwrap_or(Stdio::null()),
-        )
-        .spawn()
-        .expect("start fluent-bit");
+    let mut child = spawn(fb, &[], conf, log);
     let pid = child.id();
     let (mut first, mut done, mut cpu) = (None, None, 0.0);
     let mut samples: Vec<(Duration, u64)> = Vec::new();
@@ -228,6 +218,47 @@ fn plugin_input(base: &str, types: &[&str], props: &[String], state: &Path) -> S
     s
 }
 
+/// Writes `<name>.conf` in `work`: the plugin on the simulator at `base`, the null output, the
+/// HTTP server on `port`; its state in `<name>-state`.
+fn plugin_config(
+    work: &Path,
+    name: &str,
+    port: u16,
+    lib: &Path,
+    base: &str,
+    types: &[&str],
+    props: &[String],
+) -> PathBuf {
+    let conf = work.join(format!("{name}.conf"));
+    let state = work.join(format!("{name}-state"));
+    std::fs::write(
+        &conf,
+        format!(
+            "{}\n{}\n{NULL_OUTPUT}",
+            service(port, &plugins_file(lib, work)),
+            plugin_input(base, types, props, &state)
+        ),
+    )
+    .expect("plugin config");
+    conf
+}
+
+/// Starts `fluent-bit [args] -c conf`, its log into `log`.
+fn spawn(fb: &Path, args: &[&str], conf: &Path, log: &Path) -> Child {
+    Command::new(fb)
+        .args(args)
+        .arg("-c")
+        .arg(conf)
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(log)
+                .map(Stdio::from)
+                .unwrap_or(Stdio::null()),
+        )
+        .spawn()
+        .expect("start fluent-bit")
+}
+
 const NULL_OUTPUT: &str = "[OUTPUT]\n    Name null\n    Match *\n";
 
 /// The comparison: `tail` on the NDJSON file, then the plugin on the simulator.
@@ -272,9 +303,11 @@ pub fn vs_tail(
     std::fs::write(
         &tail_conf,
         format!(
-            "{}    parsers_file {}\n\n[INPUT]\n    Name tail\n    Path {}\n    Read_from_Head on\n    Parser json\n\n{NULL_OUTPUT}",
-            service(port, ""),
-            work.join("parsers.conf").display(),
+            "{}\n[INPUT]\n    Name tail\n    Path {}\n    Read_from_Head on\n    Parser json\n\n{NULL_OUTPUT}",
+            service(
+                port,
+                &format!("    parsers_file {}\n", work.join("parsers.conf").display())
+            ),
             file.display()
         ),
     )
@@ -291,16 +324,7 @@ pub fn vs_tail(
     let _ = std::fs::remove_file(&file);
 
     let port = free_port();
-    let plugin_conf = work.join("plugin.conf");
-    std::fs::write(
-        &plugin_conf,
-        format!(
-            "{}\n{}\n{NULL_OUTPUT}",
-            service(port, &plugins_file(lib, work)),
-            plugin_input(&sim.base_url(), types, props, &work.join("state"))
-        ),
-    )
-    .expect("plugin config");
+    let plugin_conf = plugin_config(work, "plugin", port, lib, &sim.base_url(), types, props);
     let plugin = measure(
         fb,
         &plugin_conf,
@@ -419,27 +443,8 @@ pub fn soak(
     })
     .expect("sim");
     let port = free_port();
-    let conf = work.join("soak.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "{}\n{}\n{NULL_OUTPUT}",
-            service(port, &plugins_file(lib, work)),
-            plugin_input(&sim.base_url(), types, props, &work.join("soak-state"))
-        ),
-    )
-    .expect("soak config");
-    let mut child = Command::new(fb)
-        .args(["-Y", "-c"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(
-            std::fs::File::create(work.join("soak.log"))
-                .map(Stdio::from)
-                .unwrap_or(Stdio::null()),
-        )
-        .spawn()
-        .expect("start fluent-bit");
+    let conf = plugin_config(work, "soak", port, lib, &sim.base_url(), types, props);
+    let mut child = spawn(fb, &["-Y"], &conf, &work.join("soak.log"));
     let pid = child.id();
     println!(
         "\nsoak: the plugin alone in {} for {minutes} min, simulator clock 60x (an hour of SIEM files a minute), a hot reload (SIGHUP) every minute",
@@ -449,7 +454,7 @@ pub fn soak(
     let t0 = Instant::now();
     let mut rss: Vec<f64> = Vec::new();
     let mut ok = true;
-    let mut records_before_reload = 0u64;
+    let mut records_in_all = 0u64;
     for minute in 1..=minutes {
         while t0.elapsed() < Duration::from_secs(60 * minute) {
             if let Ok(Some(_)) = child.try_wait() {
@@ -466,9 +471,9 @@ pub fn soak(
             break;
         }
         let (now, peak) = memory_kb(pid);
-        // The counter restarts with each reload: records since the last one.
+        // The counter restarts with each reload: these are the records since the last one.
         let n = input_records(port, "mimecast.0").unwrap_or(0);
-        records_before_reload += n;
+        records_in_all += n;
         rss.push(now as f64 / 1024.0);
         println!(
             "   {minute:>6} {n:>9} {:>8.1} {:>9.1}",
@@ -486,7 +491,7 @@ pub fn soak(
             .iter()
             .fold((f64::MAX, 0.0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
         println!(
-            "   after warm-up (minute {} on): RSS {lo:.1}-{hi:.1} MB, first {:.1} last {:.1} ({:+.1} MB); {records_before_reload} records in all",
+            "   after warm-up (minute {} on): RSS {lo:.1}-{hi:.1} MB, first {:.1} last {:.1} ({:+.1} MB); {records_in_all} records in all",
             warm + 1,
             after.first().copied().unwrap_or(0.0),
             after.last().copied().unwrap_or(0.0),

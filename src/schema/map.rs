@@ -3,7 +3,7 @@
 //! `type`, say). Compiled once: the fields it reads become a capture set, and each kind's leaves
 //! are merged and sorted by path for the writer.
 
-use crate::encode::{Cap, CaptureSet, Facts, Normalize};
+use crate::encode::{close_header, open_header, Cap, CaptureSet, Facts, Normalize};
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -689,31 +689,6 @@ fn put_strs<'t>(out: &mut Vec<u8>, items: impl Iterator<Item = &'t str>) -> bool
     }
     close_header(out, at, n, false);
     true
-}
-
-/// Reserves one byte for a map or array header: most have fewer than 16 entries.
-fn open_header(out: &mut Vec<u8>) -> usize {
-    out.push(0);
-    out.len() - 1
-}
-
-/// Writes the header reserved at `at` for `n` entries, widening it when it needs more room.
-fn close_header(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
-    if n < 16 {
-        if let Some(b) = out.get_mut(at) {
-            *b = if map { 0x80 } else { 0x90 } | n as u8;
-        }
-        return;
-    }
-    let mut hdr = Vec::with_capacity(5);
-    let _ = if map {
-        rmp::encode::write_map_len(&mut hdr, n)
-    } else {
-        rmp::encode::write_array_len(&mut hdr, n)
-    };
-    if at < out.len() {
-        out.splice(at..at + 1, hdr);
-    }
 }
 
 /// The distinct items of a list so far: a few inline, more on the heap.
