@@ -382,6 +382,14 @@ pub struct Scratch {
     pub text: String,
     /// The slots set for the current record (only they are cleared for the next).
     touched: Vec<usize>,
+    /// The same as bits ([`slot_bit`]).
+    mask: u128,
+}
+
+/// A slot's bit in a record's mask of captured fields. Slots past 127 share the last bit, so a
+/// clear bit always means "absent" and a set one only "maybe present".
+pub fn slot_bit(slot: usize) -> u128 {
+    1u128 << slot.min(127)
 }
 
 impl Scratch {
@@ -398,12 +406,19 @@ impl Scratch {
         }
         self.touched.clear();
         self.text.clear();
+        self.mask = 0;
+    }
+
+    /// The fields captured from the current record, as bits ([`slot_bit`]).
+    pub fn mask(&self) -> u128 {
+        self.mask
     }
 
     fn set(&mut self, slot: usize, c: Cap) {
         if let Some(x) = self.caps.get_mut(slot) {
             *x = c;
             self.touched.push(slot);
+            self.mask |= slot_bit(slot);
         }
     }
 
@@ -724,6 +739,28 @@ enum Captured {
     Int(i64),
     Float(f64),
     Text(String),
+}
+
+/// Writes a msgpack string with the shortest header, as `rmp::encode::write_str` does, in a
+/// few instructions (a record writes dozens of short strings).
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
+    let n = s.len();
+    if n < 32 {
+        out.push(0xa0 | n as u8);
+    } else if n < 256 {
+        out.extend_from_slice(&[0xd9, n as u8]);
+    } else if let Ok(n) = u16::try_from(n) {
+        out.push(0xda);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        // Past 4 GiB (never: a record is far smaller) the text is cut, so the framing holds.
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        out.push(0xdb);
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(s.as_bytes().get(..n as usize).unwrap_or_default());
+        return;
+    }
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Reserves one byte for a map or array header whose entries are not counted yet: most have

@@ -3,7 +3,9 @@
 //! `type`, say). Compiled once: the fields it reads become a capture set, and each kind's leaves
 //! are merged and sorted by path for the writer.
 
-use crate::encode::{close_header, open_header, Cap, CaptureSet, Facts, Normalize};
+use crate::encode::{
+    close_header, open_header, put_str, slot_bit, Cap, CaptureSet, Facts, Normalize,
+};
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -123,13 +125,92 @@ pub struct Mapping {
 /// One step of writing a kind of record's leaves, compiled from their paths: the nesting is
 /// known before any record comes, so writing compares no paths.
 enum Op {
-    /// Opens a map under this key (msgpack-encoded).
-    Open(Vec<u8>),
-    /// A leaf under this key (msgpack-encoded), and the slots of the fields it is made of when
-    /// it has no value without one of them (empty: always made).
-    Leaf(Vec<u8>, &'static V, Vec<u32>),
+    /// Opens a map under this key (msgpack-encoded). With the fields without which none of
+    /// its leaves has a value (as `Shape::needs`), and the step after its `Close`: a record
+    /// lacking them all skips the whole map.
+    Open(Vec<u8>, u128, usize),
+    /// Entries that are the same in every record (keys and values, maps of them included),
+    /// encoded once, and how many they are.
+    Const(Vec<u8>, u32),
+    /// A leaf under this key (msgpack-encoded).
+    Leaf(Vec<u8>, &'static V, Shape),
     /// Closes the innermost map.
     Close,
+}
+
+/// What is known of a value before any record comes: the fields without which it surely has
+/// none (as bits of a record's mask, `slot_bit`; 0 when it may have one without any), and the
+/// same of its parts (an object's members, a list's items, `First`'s choices), in order; and
+/// the slots of the fields it reads itself, in the order it names them.
+struct Shape {
+    needs: u128,
+    parts: Vec<Shape>,
+    slots: Vec<Option<usize>>,
+}
+
+impl Shape {
+    fn of(v: &'static V, set: &CaptureSet) -> Shape {
+        let mut needs = 0;
+        if none_when(v, &|_| true) {
+            let mut names = Vec::new();
+            fields_of(v, &mut names);
+            for n in names {
+                if let Some(slot) = set.slot_of(n) {
+                    needs |= slot_bit(slot);
+                }
+            }
+        }
+        let parts = match v {
+            V::Obj(ms) => ms.iter().map(|(_, v)| Shape::of(v, set)).collect(),
+            V::Arr(vs) | V::First(vs) => vs.iter().map(|v| Shape::of(v, set)).collect(),
+            _ => Vec::new(),
+        };
+        let slots = match v {
+            V::Field(n)
+            | V::Lower(n)
+            | V::Num(n)
+            | V::Split(n)
+            | V::Ip(n)
+            | V::Domain(n)
+            | V::Map(n, _, _)
+            | V::MapInt(n, _, _)
+            | V::Email(n)
+            | V::Emails(n) => vec![set.slot_of(n)],
+            V::Collect(ns, _) => ns.iter().map(|n| set.slot_of(n)).collect(),
+            _ => Vec::new(),
+        };
+        Shape {
+            needs,
+            parts,
+            slots,
+        }
+    }
+
+    /// The shape of part `i`.
+    fn part(&self, i: usize) -> &Shape {
+        self.parts.get(i).unwrap_or(&NO_SHAPE)
+    }
+
+    /// Whether the value surely has none in a record with these fields (`Scratch::mask`).
+    fn skips(&self, mask: u128) -> bool {
+        skips(self.needs, mask)
+    }
+}
+
+/// Whether what needs these fields (0: none) surely has no value in a record with `mask`.
+fn skips(needs: u128, mask: u128) -> bool {
+    needs != 0 && needs & mask == 0
+}
+
+/// Appends constant entries, merged with the constants just before them.
+fn push_const(ops: &mut Vec<Op>, bytes: Vec<u8>, n: u32) {
+    match ops.last_mut() {
+        Some(Op::Const(b, m)) => {
+            b.extend_from_slice(&bytes);
+            *m += n;
+        }
+        _ => ops.push(Op::Const(bytes, n)),
+    }
 }
 
 /// The deepest nesting of a normalized path (checked when the tables are compiled).
@@ -138,8 +219,8 @@ const MAX_NESTING: usize = 8;
 /// The steps that write `leaves` (sorted by path) as nested maps.
 fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
     let key = |k: &str| {
-        let mut b = Vec::with_capacity(k.len() + 1);
-        let _ = rmp::encode::write_str(&mut b, k);
+        let mut b = Vec::with_capacity(k.len() + 2);
+        put_str(&mut b, k);
         b
     };
     let mut ops = Vec::new();
@@ -165,33 +246,140 @@ fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
         }
         for d in dirs.iter().skip(keep) {
             open.push(d);
-            ops.push(Op::Open(key(d)));
+            ops.push(Op::Open(key(d), 0, 0));
         }
-        let mut needs = Vec::new();
-        if none_when(&leaf.v, &|_| true) {
-            let mut names = Vec::new();
-            fields_of(&leaf.v, &mut names);
-            needs = names
-                .iter()
-                .filter_map(|n| set.slot_of(n).map(|s| s as u32))
-                .collect();
-            needs.sort_unstable();
-            needs.dedup();
+        let mut bytes = key(name);
+        if put_const(&leaf.v, &mut bytes) {
+            push_const(&mut ops, bytes, 1);
+        } else {
+            ops.push(Op::Leaf(key(name), &leaf.v, Shape::of(&leaf.v, set)));
         }
-        ops.push(Op::Leaf(key(name), &leaf.v, needs));
     }
     ops.extend(open.iter().map(|_| Op::Close));
+    let mut ops = fold_constant_maps(ops);
+    link_maps(&mut ops);
     ops
+}
+
+/// Fills in each `Open`'s fields and end (see `Op::Open`).
+fn link_maps(ops: &mut [Op]) {
+    let mut opened = Vec::new();
+    for j in 0..ops.len() {
+        match ops.get(j) {
+            Some(Op::Open(..)) => opened.push(j),
+            Some(Op::Close) => {
+                let Some(i) = opened.pop() else { continue };
+                let mut needs = 0u128;
+                for op in ops.get(i + 1..j).unwrap_or_default() {
+                    let n = match op {
+                        Op::Leaf(_, _, shape) => shape.needs,
+                        Op::Open(_, n, _) => *n,
+                        Op::Const(..) => 0,
+                        Op::Close => continue,
+                    };
+                    if n == 0 {
+                        needs = 0;
+                        break;
+                    }
+                    needs |= n;
+                }
+                if let Some(Op::Open(_, n, end)) = ops.get_mut(i) {
+                    *n = needs;
+                    *end = j + 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replaces each map whose entries are all constant by one constant entry, so that writing it
+/// is one copy.
+fn fold_constant_maps(ops: Vec<Op>) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::Close => match (out.pop(), out.pop()) {
+                (Some(Op::Const(body, n)), Some(Op::Open(mut bytes, ..))) => {
+                    let _ = rmp::encode::write_map_len(&mut bytes, n);
+                    bytes.extend_from_slice(&body);
+                    push_const(&mut out, bytes, 1);
+                }
+                (last, before) => {
+                    out.extend(before);
+                    out.extend(last);
+                    out.push(Op::Close);
+                }
+            },
+            Op::Const(bytes, n) => push_const(&mut out, bytes, n),
+            op => out.push(op),
+        }
+    }
+    out
 }
 
 struct Compiled {
     set: CaptureSet,
     /// Per kind, the steps that write its leaves.
     kinds: Vec<Vec<Op>>,
+    dispatch: Dispatch,
     /// Each field name of the tables by the address of its `'static` text, in a table with no
     /// two addresses on one place: a leaf finds its slot in a few instructions, without hashing
     /// or comparing the name's text.
     by_address: Vec<(usize, usize)>,
+}
+
+/// How a record's kind is found: the kinds' conditions in turn, the first that holds, but with
+/// the value of one field looked up first when kinds are told apart by it (`Is(field, ..)`, or
+/// `All` beginning with one: a SIEM record's `type`), so that kinds of other values are passed
+/// over unevaluated.
+struct Dispatch {
+    /// The slot of the field (None: no kind is told apart by a field).
+    slot: Option<usize>,
+    /// Each value of the field, and the kinds (as bits) it lets through.
+    values: Vec<(&'static str, u64)>,
+    /// Per kind: the rest of its condition when the value lets it through (`Some`), or None
+    /// when its whole condition is to be tried.
+    rest: Vec<Option<&'static [Cond]>>,
+}
+
+impl Dispatch {
+    fn of(kinds: &'static [Kind], set: &CaptureSet) -> Dispatch {
+        // The field: that of the first kind's leading `Is`.
+        let lead =
+            |c: &'static Cond| -> Option<(&'static str, &'static [&'static str], &'static [Cond])> {
+                match c {
+                    Cond::Is(n, vs) => Some((n, vs, &[])),
+                    Cond::All(cs) => match cs.split_first() {
+                        Some((Cond::Is(n, vs), rest)) => Some((n, vs, rest)),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            };
+        let field = kinds.iter().find_map(|k| lead(&k.when)).map(|(n, _, _)| n);
+        let mut d = Dispatch {
+            slot: None,
+            values: Vec::new(),
+            rest: Vec::new(),
+        };
+        for (i, k) in kinds.iter().enumerate() {
+            match lead(&k.when) {
+                Some((n, vs, rest)) if Some(n) == field && i < 64 => {
+                    for v in vs {
+                        match d.values.iter_mut().find(|(x, _)| x.eq_ignore_ascii_case(v)) {
+                            Some((_, bits)) => *bits |= 1 << i,
+                            None => d.values.push((v, 1 << i)),
+                        }
+                    }
+                    d.rest.push(Some(rest));
+                }
+                _ => d.rest.push(None),
+            }
+        }
+        d.slot = field.and_then(|f| set.slot_of(f));
+        d
+    }
 }
 
 /// The direct table of (address, slot) pairs: the smallest size from 2n on where no two
@@ -292,17 +480,35 @@ impl Mapping {
                 .collect();
             Compiled {
                 by_address: address_table(&pairs),
-                set,
                 kinds,
+                dispatch: Dispatch::of(self.kinds, &set),
+                set,
             }
         })
     }
 
     /// The kind a record is of: the index into the compiled kinds (the last: none).
     fn kind_of(&self, r: &Reader) -> usize {
+        let d = &r.c.dispatch;
+        let through = match d.slot {
+            Some(slot) => r.text(r.f.cap(Some(slot))).map_or(0, |t| {
+                let t = t.trim_ascii();
+                d.values
+                    .iter()
+                    .find(|(v, _)| v.eq_ignore_ascii_case(t))
+                    .map_or(0, |(_, bits)| *bits)
+            }),
+            None => 0,
+        };
+        let passes = |(i, (k, rest)): (usize, (&Kind, &Option<&[Cond]>))| match rest {
+            Some(rest) => through & (1 << i) != 0 && rest.iter().all(|c| r.holds(c)),
+            None => r.holds(&k.when),
+        };
         self.kinds
             .iter()
-            .position(|k| r.holds(&k.when))
+            .zip(&d.rest)
+            .enumerate()
+            .position(passes)
             .unwrap_or(self.kinds.len())
     }
 }
@@ -378,6 +584,8 @@ fn cond_fields(c: &Cond, names: &mut Vec<&'static str>) {
 struct Reader<'a, 's> {
     c: &'a Compiled,
     f: &'a Facts<'s>,
+    /// The fields the record has (`Scratch::mask`).
+    mask: u128,
 }
 
 impl<'a, 's> Reader<'a, 's> {
@@ -391,9 +599,18 @@ impl<'a, 's> Reader<'a, 's> {
         self.f.cap(slot)
     }
 
+    /// The value of field `i` (named `n`) of a value of this shape, its slot found when the
+    /// tables compiled.
+    fn field(&self, shape: &Shape, i: usize, n: &str) -> Cap {
+        match shape.slots.get(i) {
+            Some(slot) => self.f.cap(*slot),
+            None => self.cap(n),
+        }
+    }
+
     /// The text of a string field, or of a number or boolean.
-    fn text(&self, name: &str) -> Option<Cow<'s, str>> {
-        match self.cap(name) {
+    fn text(&self, c: Cap) -> Option<Cow<'s, str>> {
+        match c {
             c @ Cap::Text(..) => self.f.scratch.str(c).map(Cow::Borrowed),
             Cap::Int(i) => Some(Cow::Owned(i.to_string())),
             Cap::Float(x) => Some(Cow::Owned(x.to_string())),
@@ -403,8 +620,8 @@ impl<'a, 's> Reader<'a, 's> {
     }
 
     /// A meaningful text: not empty, not a placeholder.
-    fn present(&self, name: &str) -> Option<Cow<'s, str>> {
-        if let c @ Cap::List(..) = self.cap(name) {
+    fn present(&self, c: Cap) -> Option<Cow<'s, str>> {
+        if let Cap::List(..) = c {
             return self
                 .f
                 .scratch
@@ -412,44 +629,73 @@ impl<'a, 's> Reader<'a, 's> {
                 .filter(|t| !t.is_empty())
                 .map(Cow::Borrowed);
         }
-        self.text(name).filter(|t| {
-            let t = t.trim();
-            !t.is_empty()
-                && (t.len() > 4
-                    || !["null", "none", "n/a", "[]", "{}"]
-                        .iter()
-                        .any(|p| t.eq_ignore_ascii_case(p)))
-        })
+        self.text(c).filter(|t| meaningful(t))
     }
 
-    fn num(&self, name: &str) -> Option<i64> {
-        match self.cap(name) {
+    /// A field as it came (`V::Field`): a string, the common case, written without a call.
+    #[inline(always)]
+    fn put_field(&self, n: &str, shape: &Shape, out: &mut Vec<u8>) -> bool {
+        let c = self.field(shape, 0, n);
+        match c {
+            Cap::Text(..) => match self.f.scratch.str(c) {
+                Some(t) if meaningful(t) => {
+                    put_str(out, t);
+                    true
+                }
+                _ => false,
+            },
+            Cap::Int(i) => {
+                let _ = rmp::encode::write_sint(out, i);
+                true
+            }
+            Cap::Float(x) => {
+                let _ = rmp::encode::write_f64(out, x);
+                true
+            }
+            Cap::Bool(b) => {
+                let _ = rmp::encode::write_bool(out, b);
+                true
+            }
+            Cap::List(..) => {
+                let at = open_header(out);
+                let n = self.items(c).map(|s| put_text(out, s)).count();
+                close_header(out, at, n as u32, false);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn num(&self, c: Cap) -> Option<i64> {
+        match c {
             Cap::Int(i) => Some(i),
             Cap::Float(x) if x.is_finite() => Some(x as i64),
-            c @ Cap::Text(..) => self.f.scratch.str(c)?.trim().parse().ok(),
+            c @ Cap::Text(..) => self.f.scratch.str(c)?.trim_ascii().parse().ok(),
             _ => None,
         }
     }
 
     /// A field's text looked up (case-insensitive) in a table.
-    fn lookup<T: Copy>(&self, name: &str, table: &[(&str, T)]) -> Option<T> {
-        let t = self.present(name)?;
+    fn lookup<T: Copy>(&self, c: Cap, table: &[(&str, T)]) -> Option<T> {
+        let t = self.present(c)?;
         table
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(t.trim()))
+            .find(|(k, _)| k.eq_ignore_ascii_case(t.trim_ascii()))
             .map(|(_, v)| *v)
     }
 
     fn holds(&self, c: &Cond) -> bool {
         let is = |n: &str, vs: &[&str]| {
-            self.text(n)
-                .is_some_and(|t| vs.iter().any(|v| v.eq_ignore_ascii_case(t.trim())))
+            self.text(self.cap(n)).is_some_and(|t| {
+                let t = t.trim_ascii();
+                vs.iter().any(|v| v.eq_ignore_ascii_case(t))
+            })
         };
         match c {
-            Cond::Present(n) => self.present(n).is_some(),
+            Cond::Present(n) => self.present(self.cap(n)).is_some(),
             Cond::Is(n, vs) => is(n, vs),
-            Cond::IsNot(n, vs) => self.present(n).is_some() && !is(n, vs),
-            Cond::AtLeast(n, min) => self.num(n).is_some_and(|x| x >= *min),
+            Cond::IsNot(n, vs) => self.present(self.cap(n)).is_some() && !is(n, vs),
+            Cond::AtLeast(n, min) => self.num(self.cap(n)).is_some_and(|x| x >= *min),
             Cond::Any(cs) => cs.iter().any(|c| self.holds(c)),
             Cond::All(cs) => cs.iter().all(|c| self.holds(c)),
             Cond::Always => true,
@@ -457,93 +703,54 @@ impl<'a, 's> Reader<'a, 's> {
     }
 
     /// The items of a list field, or of a string separated by commas or semicolons.
-    fn items(&self, name: &str) -> impl Iterator<Item = &'s str> + use<'s> {
-        let (text, list) = match self.cap(name) {
-            c @ Cap::List(..) => (self.f.scratch.str(c).unwrap_or(""), true),
-            c @ Cap::Text(..) => (self.f.scratch.str(c).unwrap_or(""), false),
-            _ => ("", false),
+    fn items(&self, c: Cap) -> Items<'s> {
+        let (rest, list) = match c {
+            Cap::List(..) => (self.f.scratch.str(c), true),
+            Cap::Text(..) => (self.f.scratch.str(c), false),
+            _ => (None, false),
         };
-        text.split(move |c: char| {
-            if list {
-                c == '\u{1f}'
-            } else {
-                c == ',' || c == ';'
-            }
-        })
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    }
-
-    /// Whether `v` has no value for this record because every field it maps is absent (seen
-    /// without writing anything: a member's key is written only when it may have a value).
-    fn surely_none(&self, v: &V) -> bool {
-        none_when(v, &|n| self.cap(n) == Cap::Absent)
+        Items { rest, list }
     }
 
     /// Writes the value `v` makes of the record. Returns false, with nothing written, when it
     /// makes none.
-    fn put(&self, v: &V, out: &mut Vec<u8>) -> bool {
+    fn put(&self, v: &V, shape: &Shape, out: &mut Vec<u8>) -> bool {
         match v {
-            V::Str(s) => put_str(out, s),
-            V::Int(i) => {
-                let _ = rmp::encode::write_sint(out, *i);
-                true
-            }
-            V::Bool(b) => {
-                let _ = rmp::encode::write_bool(out, *b);
-                true
-            }
-            V::Field(n) => match self.cap(n) {
-                Cap::Int(i) => {
-                    let _ = rmp::encode::write_sint(out, i);
-                    true
-                }
-                Cap::Float(x) => {
-                    let _ = rmp::encode::write_f64(out, x);
-                    true
-                }
-                Cap::Bool(b) => {
-                    let _ = rmp::encode::write_bool(out, b);
-                    true
-                }
-                Cap::List(..) => {
-                    let at = open_header(out);
-                    let n = self.items(n).map(|s| put_str(out, s)).count();
-                    close_header(out, at, n as u32, false);
-                    true
-                }
-                _ => self.present(n).is_some_and(|t| put_str(out, &t)),
-            },
-            V::Lower(n) => self.present(n).is_some_and(|t| put_lower(out, t.trim())),
-            V::Num(n) => self.num(n).is_some_and(|i| {
+            V::Str(_) | V::Int(_) | V::Bool(_) | V::List(_) | V::Ints(_) => put_const(v, out),
+            V::Field(n) => self.put_field(n, shape, out),
+            V::Lower(n) => self
+                .present(self.field(shape, 0, n))
+                .is_some_and(|t| put_lower(out, t.trim_ascii())),
+            V::Num(n) => self.num(self.field(shape, 0, n)).is_some_and(|i| {
                 let _ = rmp::encode::write_sint(out, i);
                 true
             }),
-            V::Split(n) => put_strs(out, self.items(n)),
+            V::Split(n) => put_strs(out, self.items(self.field(shape, 0, n))),
             V::Ip(n) => self
-                .present(n)
-                .filter(|t| t.trim().parse::<std::net::IpAddr>().is_ok())
-                .is_some_and(|t| put_str(out, &t)),
-            V::Domain(n) => self
-                .present(n)
-                .is_some_and(|t| match t.trim().rsplit_once('@') {
+                .present(self.field(shape, 0, n))
+                .filter(|t| t.trim_ascii().parse::<std::net::IpAddr>().is_ok())
+                .is_some_and(|t| put_text(out, t.trim_ascii())),
+            V::Domain(n) => self.present(self.field(shape, 0, n)).is_some_and(|t| {
+                match t.trim_ascii().rsplit_once('@') {
                     Some((_, d)) if !d.trim_end_matches('>').is_empty() => {
                         put_lower(out, d.trim_end_matches('>'))
                     }
                     _ => false,
-                }),
+                }
+            }),
             V::Map(n, table, default) => self
-                .lookup(n, table)
+                .lookup(self.field(shape, 0, n), table)
                 .or(*default)
-                .is_some_and(|s| put_str(out, s)),
+                .is_some_and(|s| put_text(out, s)),
             V::MapInt(n, table, default) => {
-                let _ = rmp::encode::write_sint(out, self.lookup(n, table).unwrap_or(*default));
+                let found = self.lookup(self.field(shape, 0, n), table);
+                let _ = rmp::encode::write_sint(out, found.unwrap_or(*default));
                 true
             }
             V::When(cs) => cs
                 .iter()
                 .find(|(c, _)| self.holds(c))
-                .is_some_and(|(_, s)| put_str(out, s)),
+                .is_some_and(|(_, s)| put_text(out, s)),
             V::WhenInt(cs) => cs
                 .iter()
                 .find(|(c, _)| self.holds(c))
@@ -558,93 +765,23 @@ impl<'a, 's> Reader<'a, 's> {
                     let _ = rmp::encode::write_bool(out, *b);
                     true
                 }),
-            V::List(items) => {
-                let _ = rmp::encode::write_array_len(out, items.len() as u32);
-                items.iter().for_each(|s| {
-                    put_str(out, s);
-                });
-                true
-            }
-            V::Ints(items) => {
-                let _ = rmp::encode::write_array_len(out, items.len() as u32);
-                for i in *items {
-                    let _ = rmp::encode::write_sint(out, *i);
-                }
-                true
-            }
             V::Email(n) => self
-                .present(n)
-                .is_some_and(|t| email(&t).is_some_and(|e| put_str(out, e))),
-            V::Emails(n) => put_strs(out, self.items(n).filter_map(email)),
-            V::Obj(members) => {
-                let at = open_header(out);
-                let (mut n, mut any) = (0, false);
-                for (k, v) in *members {
-                    if self.surely_none(v) {
-                        continue;
-                    }
-                    let key_at = out.len();
-                    put_str(out, k);
-                    if self.put(v, out) {
-                        n += 1;
-                        any |= !is_constant(v);
-                    } else {
-                        out.truncate(key_at);
-                    }
-                }
-                if !any {
-                    out.truncate(at);
-                    return false;
-                }
-                close_header(out, at, n, true);
-                true
-            }
-            V::Arr(items) => {
-                let at = open_header(out);
-                let n = items
-                    .iter()
-                    .filter(|v| !self.surely_none(v) && self.put(v, out))
-                    .count() as u32;
-                if n == 0 {
-                    out.truncate(at);
-                    return false;
-                }
-                close_header(out, at, n, false);
-                true
-            }
-            V::First(vs) => vs.iter().any(|v| self.put(v, out)),
-            V::Collect(ns, ips) => {
-                let at = open_header(out);
-                let mut seen = Seen::default();
-                for n in *ns {
-                    for item in self.items(n) {
-                        let item = match item.rsplit_once('<') {
-                            Some((_, addr)) => addr.trim_end_matches('>'),
-                            None => item,
-                        };
-                        let ok = if *ips {
-                            item.parse::<std::net::IpAddr>().is_ok()
-                        } else {
-                            !item.is_empty()
-                        };
-                        if ok && seen.insert(item) {
-                            put_str(out, item);
-                        }
-                    }
-                }
-                if seen.len == 0 {
-                    out.truncate(at);
-                    return false;
-                }
-                close_header(out, at, seen.len, false);
-                true
-            }
-            V::Time { ms: false } => put_str(out, super::rfc3339_text(self.f.time).as_str()),
+                .present(self.field(shape, 0, n))
+                .is_some_and(|t| email(&t).is_some_and(|e| put_text(out, e))),
+            V::Emails(n) => put_strs(out, self.items(self.field(shape, 0, n)).filter_map(email)),
+            V::Obj(members) => self.put_obj(members, shape, out),
+            V::Arr(items) => self.put_arr(items, shape, out),
+            V::First(vs) => vs
+                .iter()
+                .enumerate()
+                .any(|(i, v)| !shape.part(i).skips(self.mask) && self.put(v, shape.part(i), out)),
+            V::Collect(ns, ips) => self.put_collect(ns, *ips, shape, out),
+            V::Time { ms: false } => self.put_time(out),
             V::Time { ms: true } => {
                 let _ = rmp::encode::write_sint(out, super::epoch_ms(self.f.time));
                 true
             }
-            V::Id => put_str(out, self.f.id),
+            V::Id => put_text(out, self.f.id),
             V::Dataset => {
                 let (a, b) = ("mimecast.", self.f.source);
                 let _ = rmp::encode::write_str_len(out, (a.len() + b.len()) as u32);
@@ -652,26 +789,154 @@ impl<'a, 's> Reader<'a, 's> {
                 out.extend_from_slice(b.as_bytes());
                 true
             }
-            V::Source => put_str(out, self.f.source),
+            V::Source => put_text(out, self.f.source),
             V::Extra(k) => self
                 .f
                 .extra
                 .iter()
                 .find(|(ek, _)| ek == k)
-                .is_some_and(|(_, v)| put_str(out, v)),
+                .is_some_and(|(_, v)| put_text(out, v)),
         }
+    }
+
+    // The larger values, apart: `put` stays small for the many plain leaves.
+
+    #[inline(never)]
+    fn put_obj(&self, members: &[(&str, V)], shape: &Shape, out: &mut Vec<u8>) -> bool {
+        let at = open_header(out);
+        let (mut n, mut any) = (0, false);
+        for (i, (k, v)) in members.iter().enumerate() {
+            let part = shape.part(i);
+            if part.skips(self.mask) {
+                continue;
+            }
+            let key_at = out.len();
+            put_str(out, k);
+            if self.put(v, part, out) {
+                n += 1;
+                any |= !is_constant(v);
+            } else {
+                out.truncate(key_at);
+            }
+        }
+        if !any {
+            out.truncate(at);
+            return false;
+        }
+        close_header(out, at, n, true);
+        true
+    }
+
+    #[inline(never)]
+    fn put_arr(&self, items: &[V], shape: &Shape, out: &mut Vec<u8>) -> bool {
+        let at = open_header(out);
+        let n = items
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| !shape.part(*i).skips(self.mask) && self.put(v, shape.part(*i), out))
+            .count() as u32;
+        if n == 0 {
+            out.truncate(at);
+            return false;
+        }
+        close_header(out, at, n, false);
+        true
+    }
+
+    #[inline(never)]
+    fn put_collect(&self, ns: &[&str], ips: bool, shape: &Shape, out: &mut Vec<u8>) -> bool {
+        let at = open_header(out);
+        let mut seen = Seen::default();
+        for (i, n) in ns.iter().enumerate() {
+            for item in self.items(self.field(shape, i, n)) {
+                // `Name <a@b.c>`: the address (looked for only when it may be there).
+                let item = match item.strip_suffix('>').and_then(|i| i.rsplit_once('<')) {
+                    Some((_, addr)) => addr,
+                    None => item,
+                };
+                let ok = if ips {
+                    item.parse::<std::net::IpAddr>().is_ok()
+                } else {
+                    !item.is_empty()
+                };
+                if ok && seen.insert(item) {
+                    put_text(out, item);
+                }
+            }
+        }
+        if seen.len == 0 {
+            out.truncate(at);
+            return false;
+        }
+        close_header(out, at, seen.len, false);
+        true
+    }
+
+    #[inline(never)]
+    fn put_time(&self, out: &mut Vec<u8>) -> bool {
+        let t = super::rfc3339_text(self.f.time);
+        let text = t.as_bytes();
+        // A fixed-length ASCII text: its header is known.
+        out.push(0xa0 | text.len() as u8);
+        out.extend_from_slice(text);
+        true
     }
 }
 
+/// Whether a text means something: not empty, not a placeholder ("null", "n/a", "[]", ...).
+fn meaningful(t: &str) -> bool {
+    let t = t.trim_ascii();
+    !t.is_empty()
+        && (t.len() > 4
+            || !["null", "none", "n/a", "[]", "{}"]
+                .iter()
+                .any(|p| t.eq_ignore_ascii_case(p)))
+}
+
 /// Writes a string; always true (for `is_some_and` chains).
-fn put_str(out: &mut Vec<u8>, s: &str) -> bool {
-    let _ = rmp::encode::write_str(out, s);
+fn put_text(out: &mut Vec<u8>, s: &str) -> bool {
+    put_str(out, s);
     true
 }
 
+/// Writes a value made without the record; false (nothing written) for any other.
+fn put_const(v: &V, out: &mut Vec<u8>) -> bool {
+    match v {
+        V::Str(s) => put_text(out, s),
+        V::Int(i) => {
+            let _ = rmp::encode::write_sint(out, *i);
+            true
+        }
+        V::Bool(b) => {
+            let _ = rmp::encode::write_bool(out, *b);
+            true
+        }
+        V::List(items) => {
+            let _ = rmp::encode::write_array_len(out, items.len() as u32);
+            items.iter().for_each(|s| put_str(out, s));
+            true
+        }
+        V::Ints(items) => {
+            let _ = rmp::encode::write_array_len(out, items.len() as u32);
+            for i in *items {
+                let _ = rmp::encode::write_sint(out, *i);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// A value's shape where its parent's has none (never: both are compiled from one table).
+static NO_SHAPE: Shape = Shape {
+    needs: 0,
+    parts: Vec::new(),
+    slots: Vec::new(),
+};
+
 /// Writes a string lower-cased (ASCII, as the tables compare).
 fn put_lower(out: &mut Vec<u8>, s: &str) -> bool {
-    put_str(out, s);
+    put_text(out, s);
     let from = out.len() - s.len();
     if let Some(b) = out.get_mut(from..) {
         b.make_ascii_lowercase();
@@ -682,7 +947,7 @@ fn put_lower(out: &mut Vec<u8>, s: &str) -> bool {
 /// Writes a list of strings; false (nothing written) when there are none.
 fn put_strs<'t>(out: &mut Vec<u8>, items: impl Iterator<Item = &'t str>) -> bool {
     let at = open_header(out);
-    let n = items.map(|s| put_str(out, s)).count() as u32;
+    let n = items.map(|s| put_text(out, s)).count() as u32;
     if n == 0 {
         out.truncate(at);
         return false;
@@ -691,10 +956,82 @@ fn put_strs<'t>(out: &mut Vec<u8>, items: impl Iterator<Item = &'t str>) -> bool
     true
 }
 
+/// The items of a list (separated by 0x1f in `Scratch::text`) or of a text (by commas or
+/// semicolons), trimmed, the empty ones left out. The separators are ASCII, so the text is cut
+/// byte by byte, at char boundaries.
+struct Items<'s> {
+    rest: Option<&'s str>,
+    list: bool,
+}
+
+impl<'s> Iterator for Items<'s> {
+    type Item = &'s str;
+
+    fn next(&mut self) -> Option<&'s str> {
+        loop {
+            let rest = self.rest?;
+            let cut = find_separator(rest.as_bytes(), self.list);
+            let item = match cut {
+                Some(i) => {
+                    self.rest = rest.get(i + 1..);
+                    rest.get(..i).unwrap_or_default()
+                }
+                None => {
+                    self.rest = None;
+                    rest
+                }
+            };
+            let item = item.trim_ascii();
+            if !item.is_empty() {
+                return Some(item);
+            }
+        }
+    }
+}
+
+/// Where the first separator is: 0x1f in a list, a comma or semicolon in a text. Eight bytes
+/// at a time: every record's address lists are scanned.
+fn find_separator(b: &[u8], list: bool) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `x` equal to `c`: exact for the lowest such byte (a borrow
+    // can only mark bytes above a match), which is the one taken.
+    let has = |x: u64, c: u8| {
+        let y = x ^ (ONES * u64::from(c));
+        y.wrapping_sub(ONES) & !y & HIGH
+    };
+    let is = |c: u8| {
+        if list {
+            c == 0x1f
+        } else {
+            c == b',' || c == b';'
+        }
+    };
+    let mut chunks = b.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let m = if list {
+            has(x, 0x1f)
+        } else {
+            has(x, b',') | has(x, b';')
+        };
+        if m != 0 {
+            return Some(at + (m.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|c| is(*c))
+        .map(|i| at + i)
+}
+
 /// The distinct items of a list so far: a few inline, more on the heap.
 #[derive(Default)]
 struct Seen<'t> {
-    first: [&'t str; 16],
+    first: [&'t str; 8],
     more: Vec<&'t str>,
     len: u32,
 }
@@ -726,18 +1063,29 @@ fn is_constant(v: &V) -> bool {
 /// An email address (`a@b.c`, `Name <a@b.c>` unwrapped), or None if the text is not one.
 fn email(t: &str) -> Option<&str> {
     let inner = match t.rsplit_once('<') {
-        Some((_, a)) => a.trim_end_matches('>').trim(),
-        None => t.trim(),
+        Some((_, a)) => a.trim_end_matches('>').trim_ascii(),
+        None => t.trim_ascii(),
     };
     let (local, domain) = inner.split_once('@')?;
+    // Byte by byte where the text is ASCII (nearly always): a domain is, and so is most of
+    // what a whitespace test meets.
+    let ascii_space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let spaced = if local.is_ascii() {
+        local.bytes().any(|c| ascii_space(&c))
+    } else {
+        local.contains(char::is_whitespace)
+    };
+    let mut dots = 0;
+    let domain_ok = domain.bytes().all(|c| {
+        dots += usize::from(c == b'.');
+        c.is_ascii_alphanumeric() || c == b'-' || c == b'.'
+    });
     let ok = !local.is_empty()
-        && domain.contains('.')
+        && !spaced
+        && domain_ok
+        && dots > 0
         && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !inner.contains(char::is_whitespace)
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        && !domain.ends_with('.');
     ok.then_some(inner)
 }
 
@@ -756,7 +1104,11 @@ impl Normalize for Mapping {
 
     fn write(&self, f: &Facts, out: &mut Vec<u8>) -> u32 {
         let c = self.compiled();
-        let r = Reader { c, f };
+        let r = Reader {
+            c,
+            f,
+            mask: f.scratch.mask(),
+        };
         let Some(ops) = c.kinds.get(self.kind_of(&r)) else {
             return 0;
         };
@@ -764,9 +1116,15 @@ impl Normalize for Mapping {
         let mut open = [(0usize, 0usize, 0u32); MAX_NESTING];
         let mut depth = 0;
         let mut top = 0;
-        for op in ops {
+        let mut next = 0;
+        while let Some(op) = ops.get(next) {
+            next += 1;
             match op {
-                Op::Open(key) => {
+                Op::Open(key, needs, end) => {
+                    if skips(*needs, r.mask) {
+                        next = *end;
+                        continue;
+                    }
                     let key_at = out.len();
                     out.extend_from_slice(key);
                     let at = open_header(out);
@@ -775,19 +1133,23 @@ impl Normalize for Mapping {
                     }
                     depth += 1;
                 }
-                Op::Leaf(key, v, needs) => {
+                Op::Const(bytes, n) => {
+                    out.extend_from_slice(bytes);
+                    count_in(&mut open, depth, &mut top, *n);
+                }
+                Op::Leaf(key, v, shape) => {
                     // Most leaves map fields that records of this kind lack: seen at once.
-                    if !needs.is_empty()
-                        && needs
-                            .iter()
-                            .all(|s| f.cap(Some(*s as usize)) == Cap::Absent)
-                    {
+                    if shape.skips(r.mask) {
                         continue;
                     }
                     let key_at = out.len();
                     out.extend_from_slice(key);
-                    if r.put(v, out) {
-                        count_in(&mut open, depth, &mut top);
+                    let made = match v {
+                        V::Field(n) => r.put_field(n, shape, out),
+                        _ => r.put(v, shape, out),
+                    };
+                    if made {
+                        count_in(&mut open, depth, &mut top, 1);
                     } else {
                         out.truncate(key_at);
                     }
@@ -802,7 +1164,7 @@ impl Normalize for Mapping {
                         out.truncate(key_at);
                     } else {
                         close_header(out, at, n, true);
-                        count_in(&mut open, depth, &mut top);
+                        count_in(&mut open, depth, &mut top, 1);
                     }
                 }
             }
@@ -811,11 +1173,11 @@ impl Normalize for Mapping {
     }
 }
 
-/// Counts one more entry in the innermost open map (or at the top).
-fn count_in(open: &mut [(usize, usize, u32)], depth: usize, top: &mut u32) {
+/// Counts `n` more entries in the innermost open map (or at the top).
+fn count_in(open: &mut [(usize, usize, u32)], depth: usize, top: &mut u32, n: u32) {
     match depth.checked_sub(1).and_then(|d| open.get_mut(d)) {
-        Some(m) => m.2 += 1,
-        None => *top += 1,
+        Some(m) => m.2 += n,
+        None => *top += n,
     }
 }
 
@@ -868,6 +1230,41 @@ mod tests {
                 .find(|(key, _)| key.as_str() == Some(k))
                 .map(|(_, v)| v)
         })
+    }
+
+    #[test]
+    fn separators_are_found_where_a_byte_search_finds_them() {
+        // Synthetic texts: separators at every position of the 8-byte chunks and in the tail,
+        // beside multi-byte characters and bytes one off the separators ('+', '-', ':', '<').
+        let mut texts: Vec<String> = Vec::new();
+        for len in 0..24 {
+            for at in 0..=len {
+                for sep in [',', ';', '\u{1f}', '+', '-', ':', '<', '\u{1e}'] {
+                    let mut t: String = "aé€b".chars().cycle().take(len).collect();
+                    if at < t.chars().count() {
+                        let i = t.char_indices().nth(at).map_or(t.len(), |(i, _)| i);
+                        t.insert(i, sep);
+                    }
+                    texts.push(t);
+                }
+            }
+        }
+        for t in &texts {
+            for list in [false, true] {
+                let want = t.bytes().position(|c| {
+                    if list {
+                        c == 0x1f
+                    } else {
+                        c == b',' || c == b';'
+                    }
+                });
+                assert_eq!(
+                    find_separator(t.as_bytes(), list),
+                    want,
+                    "{t:?} list={list}"
+                );
+            }
+        }
     }
 
     #[test]
