@@ -165,20 +165,7 @@ impl Shape {
             V::Arr(vs) | V::First(vs) => vs.iter().map(|v| Shape::of(v, set)).collect(),
             _ => Vec::new(),
         };
-        let slots = match v {
-            V::Field(n)
-            | V::Lower(n)
-            | V::Num(n)
-            | V::Split(n)
-            | V::Ip(n)
-            | V::Domain(n)
-            | V::Map(n, _, _)
-            | V::MapInt(n, _, _)
-            | V::Email(n)
-            | V::Emails(n) => vec![set.slot_of(n)],
-            V::Collect(ns, _) => ns.iter().map(|n| set.slot_of(n)).collect(),
-            _ => Vec::new(),
-        };
+        let slots = own_fields(v).iter().map(|n| set.slot_of(n)).collect();
         Shape {
             needs,
             parts,
@@ -513,7 +500,8 @@ impl Mapping {
     }
 }
 
-fn fields_of(v: &V, names: &mut Vec<&'static str>) {
+/// The fields a value reads itself (not through its parts), in the order it names them.
+fn own_fields(v: &V) -> &[&'static str] {
     match v {
         V::Field(n)
         | V::Lower(n)
@@ -524,12 +512,19 @@ fn fields_of(v: &V, names: &mut Vec<&'static str>) {
         | V::Map(n, _, _)
         | V::MapInt(n, _, _)
         | V::Email(n)
-        | V::Emails(n) => names.push(n),
-        // Fields read only by conditions are not mapped (their values stay in the remainder).
-        V::When(_) | V::WhenInt(_) | V::WhenBool(_) => {}
+        | V::Emails(n) => std::slice::from_ref(n),
+        V::Collect(ns, _) => ns,
+        _ => &[],
+    }
+}
+
+/// The fields a value maps, its parts' included. Fields read only by conditions are not mapped
+/// (their values stay in the remainder).
+fn fields_of(v: &V, names: &mut Vec<&'static str>) {
+    names.extend_from_slice(own_fields(v));
+    match v {
         V::First(vs) | V::Arr(vs) => vs.iter().for_each(|v| fields_of(v, names)),
         V::Obj(ms) => ms.iter().for_each(|(_, v)| fields_of(v, names)),
-        V::Collect(ns, _) => names.extend_from_slice(ns),
         _ => {}
     }
 }
