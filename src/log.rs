@@ -250,17 +250,26 @@ impl Board {
         }
     }
 
-    /// Forgets `key`; the line to write if it had been reported.
-    fn recover(&mut self, key: &str, now: Instant) -> Option<(Level, String)> {
-        let p = self.problems.remove(key)?;
+    /// Forgets `key`, writing what the operator needs to hear of it: that it is over if it had
+    /// been reported. A warning that passed while its streams were being gathered is only a
+    /// debug line; an error is written anyway, as it needs the operator even when the next
+    /// attempt works, and whether that attempt came before the gathering ended is chance.
+    fn recover(&mut self, key: &str, now: Instant, out: &mut Vec<(Level, String)>) {
+        let Some(mut p) = self.problems.remove(key) else {
+            return;
+        };
         let secs = now.duration_since(p.since).as_secs();
-        Some(match p.logged {
-            Some(_) => (Level::Info, format!("recovered after {secs} s: {}", p.text)),
-            None => (
+        match p.logged {
+            Some(_) => out.push((Level::Info, format!("recovered after {secs} s: {}", p.text))),
+            None if p.level == Level::Error => {
+                p.report(&self.streams, now, out);
+                out.push((Level::Info, format!("recovered after {secs} s: {}", p.text)));
+            }
+            None => out.push((
                 Level::Debug,
                 format!("passed before it was reported: {}", p.text),
-            ),
-        })
+            )),
+        }
     }
 }
 
@@ -413,15 +422,17 @@ impl Logger {
             for (key, p) in b.problems.iter_mut() {
                 if let Affected::Streams(v) = &mut p.affected {
                     if let Some(i) = v.iter().position(|s| s == stream) {
-                        v.remove(i);
-                        if v.is_empty() {
+                        // The last stream stays named, for an error's late first line.
+                        if v.len() == 1 {
                             over.push(key.clone());
+                        } else {
+                            v.remove(i);
                         }
                     }
                 }
             }
             for key in over {
-                out.extend(b.recover(&key, now));
+                b.recover(&key, now, &mut out);
             }
         }
         self.write_all(out);
@@ -429,8 +440,9 @@ impl Logger {
 
     /// The cause `key` is over (whichever streams it affected); logged if it was reported.
     pub fn clear(&self, key: &str) {
-        let line = self.board().recover(key, Instant::now());
-        self.write_all(line.into_iter().collect());
+        let mut out = Vec::new();
+        self.board().recover(key, Instant::now(), &mut out);
+        self.write_all(out);
     }
 
     /// Marks a problem as over; logs `msg` if it had been reported.
@@ -618,6 +630,28 @@ mod tests {
         let got = lines(&cap);
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].0, Level::Debug);
+    }
+
+    #[test]
+    fn an_error_that_passes_before_its_line_is_still_written() {
+        let cap = Arc::new(CaptureSink::default());
+        let log = Logger::new(cap.clone(), "mimecast.0");
+        log.set_streams(ten());
+        let fix = "remove 'dlp' from sources";
+        log.failure("e", Scope::Stream("dlp"), Level::Error, "dlp: outage", fix);
+        assert!(lines(&cap).is_empty(), "still gathering");
+        log.stream_ok("dlp");
+        log.tick_at(Instant::now() + GATHER);
+        let got = lines(&cap);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].0, Level::Error);
+        assert!(
+            got[0].1.contains("dlp: outage") && got[0].1.contains(fix),
+            "{got:?}"
+        );
+        assert!(got[0].1.contains("1 of 10 streams: dlp"), "{got:?}");
+        assert_eq!(got[1].0, Level::Info);
+        assert!(got[1].1.contains("recovered after"), "{got:?}");
     }
 
     #[tokio::test(flavor = "current_thread")]
