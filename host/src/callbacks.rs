@@ -22,6 +22,9 @@ pub(crate) struct HostExports {
     set_cmt_version: unsafe extern "C" fn(*const c_char),
 }
 
+type SetInputFunctions =
+    unsafe extern "C" fn(SetCollectorEventFn, AppendRecordsFn, CollectorDeleteFn);
+
 impl HostExports {
     /// The version `cmt_version()` returns on this thread (where Register is called).
     pub(crate) fn set_cmt_version(&self, v: &'static CStr) {
@@ -47,11 +50,129 @@ pub(crate) fn host_exports() -> &'static HostExports {
             *lib.get::<unsafe extern "C" fn(*const c_char)>(b"fbhost_set_cmt_version\0")
                 .unwrap_or_else(|e| panic!("{path}: {e}"))
         };
+        // SAFETY: the symbol has this signature in src/exports.c.
+        let set_input_functions = unsafe {
+            *lib.get::<SetInputFunctions>(b"fbhost_set_input_functions\0")
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        // SAFETY: stores three function pointers of the declared signatures.
+        unsafe { set_input_functions(set_collector_event, log_append_records, collector_delete) };
         HostExports {
             _lib: lib,
             set_cmt_version,
         }
     })
+}
+
+// --------------------------------------------------------------------------------------------
+// the input functions of the event-driven hand-off
+
+/// `int cb(struct flb_input_instance *, struct flb_config *, void *)`.
+pub(crate) type CollectFn = unsafe extern "C" fn(*mut c_void, *mut c_void, *mut c_void) -> c_int;
+type SetCollectorEventFn =
+    unsafe extern "C" fn(*mut c_void, Option<CollectFn>, c_int, *mut c_void) -> c_int;
+type AppendRecordsFn =
+    unsafe extern "C" fn(*mut c_void, usize, *const c_char, usize, *const c_void, usize) -> c_int;
+type CollectorDeleteFn = unsafe extern "C" fn(c_int, *mut c_void) -> c_int;
+
+/// An instance's event collector and what the plugin did through the input functions, as the
+/// instance's thread finds them after a call into the plugin.
+#[derive(Default)]
+pub(crate) struct EventState {
+    /// The collector the plugin registered: its id, callback and descriptor.
+    pub(crate) collector: Option<(c_int, CollectFn, c_int)>,
+    /// Buffers appended, copied as Fluent Bit copies them, with the record count given.
+    pub(crate) appends: Vec<(usize, Vec<u8>)>,
+    /// Misuse seen, reported as violations by the instance's thread.
+    pub(crate) problems: Vec<String>,
+    /// The host has paused the instance: Fluent Bit's engine does not drain the instance's
+    /// ring buffer then, so appends pile up there, outside `mem_buf_limit`.
+    pub(crate) paused: bool,
+    /// The instance's thread, the only one the functions may be called from.
+    pub(crate) thread: Option<std::thread::ThreadId>,
+}
+
+impl EventState {
+    fn check_thread(&mut self, what: &str) {
+        let me = std::thread::current().id();
+        if self.thread.is_some_and(|t| t != me) {
+            self.problems.push(format!(
+                "{what} called from another thread than the instance's"
+            ));
+        }
+    }
+}
+
+fn events_of<'a>(ins: *mut c_void) -> Option<std::sync::MutexGuard<'a, EventState>> {
+    if ins.is_null() {
+        return None;
+    }
+    // SAFETY: the plugin passes back the i_ins we gave it, our InsState, alive until Exit.
+    let st: &'a InsState = unsafe { &*(ins as *const InsState) };
+    Some(st.events.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// `flb_input_set_collector_event`: one event collector per instance; as in Fluent Bit, the
+/// first collector registered during Init gets id 0 and runs once the host starts collecting.
+unsafe extern "C" fn set_collector_event(
+    ins: *mut c_void,
+    cb: Option<CollectFn>,
+    fd: c_int,
+    _config: *mut c_void,
+) -> c_int {
+    let Some(mut ev) = events_of(ins) else {
+        return -1;
+    };
+    ev.check_thread("flb_input_set_collector_event");
+    match cb {
+        Some(cb) if fd >= 0 && ev.collector.is_none() => {
+            ev.collector = Some((0, cb, fd));
+            0
+        }
+        _ => -1,
+    }
+}
+
+/// `flb_input_log_append_records`: copies the buffer; the instance's thread checks it after
+/// the plugin's callback returns.
+unsafe extern "C" fn log_append_records(
+    ins: *mut c_void,
+    records: usize,
+    _tag: *const c_char,
+    _tag_len: usize,
+    buf: *const c_void,
+    size: usize,
+) -> c_int {
+    let Some(mut ev) = events_of(ins) else {
+        return -1;
+    };
+    ev.check_thread("flb_input_log_append_records");
+    if buf.is_null() || size == 0 {
+        return -1;
+    }
+    if ev.paused {
+        ev.problems
+            .push("records appended while the host has the instance paused".into());
+    }
+    // SAFETY: the plugin passes `size` readable bytes at `buf` for the call.
+    let bytes = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), size) }.to_vec();
+    ev.appends.push((records, bytes));
+    0
+}
+
+/// `flb_input_collector_delete`.
+unsafe extern "C" fn collector_delete(id: c_int, ins: *mut c_void) -> c_int {
+    let Some(mut ev) = events_of(ins) else {
+        return -1;
+    };
+    ev.check_thread("flb_input_collector_delete");
+    match ev.collector {
+        Some((cid, _, _)) if cid == id => {
+            ev.collector = None;
+            0
+        }
+        _ => -1,
+    }
 }
 
 // --------------------------------------------------------------------------------------------
@@ -124,6 +245,7 @@ pub struct InsState {
     pub(crate) props: Vec<(String, CString)>,
     pub(crate) log_level: c_int,
     pub(crate) name: String,
+    pub(crate) events: Mutex<EventState>,
 }
 
 /// The host's `struct flb_api` of the generation's size, filled in Fluent Bit's field order.

@@ -30,6 +30,8 @@ pub struct Collected {
     pub max_buffer: AtomicU64,
     pub violations: Mutex<Vec<String>>,
     pub collect_errors: AtomicU64,
+    /// Buffers the plugin appended from its event collector (the event-driven hand-off).
+    pub event_appends: AtomicU64,
     pub cleanup_errors: AtomicU64,
     cv: Condvar,
     cv_lock: Mutex<()>,

@@ -103,6 +103,7 @@ impl Host {
             props,
             log_level: spec.log_level,
             name,
+            events: Default::default(),
         });
         let thread = InstanceThread::spawn(self.shared.clone(), ins, index, tag)?;
         self.instances.push(thread);

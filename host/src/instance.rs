@@ -3,14 +3,14 @@
 //! once by the next, ticks are not queued), append, cleanup right after; Pause/Resume,
 //! PreExit and Exit on that thread too.
 
-use crate::callbacks::{attribute_logs_to, InsState};
+use crate::callbacks::{attribute_logs_to, host_exports, EventState, InsState};
 use crate::collected::{Collected, Keep, Printer};
 use crate::decode::{decode_strict, validate_strict, Record};
 use crate::generation::{Generation, CONTEXT_REMOTE};
 use crate::guarded::Guarded;
 use crate::host::HostError;
 use crate::plugin::{set_instance, Syms};
-use std::ffi::c_int;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -120,6 +120,9 @@ impl Worker {
     fn run(self, rx: Receiver<Cmd>, init_tx: Sender<bool>, done_tx: Sender<()>) {
         attribute_logs_to(self.shared.collected.clone());
         let gen = self.shared.gen;
+        // The executable's library versions are the same on every thread.
+        host_exports().set_cmt_version(gen.cmt_version());
+        self.events().thread = Some(std::thread::current().id());
         let context = Guarded::new(gen.context_size());
         context.set_word(gen.context_proxy_offset(), PROXY_MARKER);
         let ok = self.init(&context);
@@ -160,10 +163,18 @@ impl Worker {
         }
     }
 
-    /// Commands from the host and, while collecting, a collect every 1 s, until Exit.
+    fn events(&self) -> std::sync::MutexGuard<'_, EventState> {
+        self.ins.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Commands from the host and, while collecting, a collect every 1 s, until Exit; once
+    /// collecting started, the plugin's event collector whenever its descriptor is readable
+    /// (level-triggered, as Fluent Bit's loop), paused or not: the host pauses only the
+    /// proxy's collect.
     fn serve(self, rx: Receiver<Cmd>, done_tx: Sender<()>, remote: usize) {
         let syms = self.shared.syms;
         let mut collecting = false;
+        let mut started = false;
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         loop {
             if self.shared.stop_all.load(Ordering::SeqCst) {
@@ -175,22 +186,53 @@ impl Worker {
             } else {
                 Duration::from_millis(100)
             };
-            match rx.recv_timeout(wait) {
+            let event_fd = self.events().collector.map(|(_, _, fd)| fd);
+            let cmd = match event_fd.filter(|_| started) {
+                Some(fd) => {
+                    if readable(fd, wait.min(EVENT_SLICE)) {
+                        self.event_collect();
+                    }
+                    match rx.try_recv() {
+                        Ok(cmd) => Ok(cmd),
+                        Err(mpsc::TryRecvError::Empty)
+                            if collecting && Instant::now() >= next_tick =>
+                        {
+                            Err(mpsc::RecvTimeoutError::Timeout)
+                        }
+                        Err(mpsc::TryRecvError::Empty) => continue,
+                        Err(mpsc::TryRecvError::Disconnected) => {
+                            Err(mpsc::RecvTimeoutError::Disconnected)
+                        }
+                    }
+                }
+                None => rx.recv_timeout(wait),
+            };
+            match cmd {
                 Ok(Cmd::StartCollect) => {
                     collecting = true;
+                    started = true;
                     next_tick = Instant::now() + Duration::from_secs(1);
                 }
                 Ok(Cmd::Pause) => {
                     collecting = false;
+                    self.events().paused = true;
                     syms.call_pause();
                 }
                 Ok(Cmd::Resume) => {
                     collecting = true;
+                    self.events().paused = false;
                     syms.call_resume();
                 }
                 Ok(Cmd::PreExit(hot)) => syms.call_pre_exit(hot),
                 Ok(Cmd::Exit) => {
                     syms.call_exit();
+                    self.report_event_problems();
+                    if self.events().collector.is_some() {
+                        self.shared.collected.violation(format!(
+                            "{}: the event collector is still registered after Exit: Fluent Bit would remove its descriptor from a loop after the plugin closed it",
+                            self.ins.name
+                        ));
+                    }
                     drop(self.ins);
                     let _ = done_tx.send(());
                     return;
@@ -207,6 +249,46 @@ impl Worker {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             }
+        }
+    }
+
+    /// Calls the plugin's event collector as Fluent Bit does (the instance, its config, its
+    /// context), then takes in what it appended: each buffer checked like a collected one,
+    /// and its record count against the one the plugin gave.
+    fn event_collect(&self) {
+        let Some((_, cb, _)) = self.events().collector else {
+            return;
+        };
+        let ins = &*self.ins as *const InsState as *mut c_void;
+        // SAFETY: the callback the plugin registered for this instance, called on the
+        // instance's thread with the instance it registered it for; config and context are
+        // the host's own, which the plugin does not read.
+        unsafe { cb(ins, std::ptr::null_mut(), std::ptr::null_mut()) };
+        let appends = std::mem::take(&mut self.events().appends);
+        for (given, bytes) in appends {
+            let c = &self.shared.collected;
+            c.event_appends.fetch_add(1, Ordering::Relaxed);
+            let took = if self.shared.keep == Keep::Count && self.shared.printer.is_none() {
+                self.count_buffer(&bytes)
+            } else {
+                self.decode_buffer(&bytes)
+            };
+            if let Some(n) = took.filter(|n| *n != given) {
+                c.violation(format!(
+                    "{}: an append said {given} records and held {n}",
+                    self.ins.name
+                ));
+            }
+        }
+        self.report_event_problems();
+    }
+
+    fn report_event_problems(&self) {
+        let problems = std::mem::take(&mut self.events().problems);
+        for p in problems {
+            self.shared
+                .collected
+                .violation(format!("{}: {p}", self.ins.name));
         }
     }
 
@@ -255,27 +337,40 @@ impl Worker {
     }
 
     /// Count mode: validates the buffer without building values, timing the host's CPU.
-    fn count_buffer(&self, bytes: &[u8]) {
+    /// Returns the number of records, None if the buffer is bad.
+    fn count_buffer(&self, bytes: &[u8]) -> Option<usize> {
         let c = &self.shared.collected;
         let cpu0 = thread_cpu_ns();
         let checked = validate_strict(bytes);
         c.host_cpu_ns
             .fetch_add(thread_cpu_ns().saturating_sub(cpu0), Ordering::Relaxed);
         match checked {
-            Ok(n) => c.took_buffer(bytes.len(), n),
-            Err(e) => self.bad_buffer(bytes, e),
+            Ok(n) => {
+                c.took_buffer(bytes.len(), n);
+                c.notify();
+                Some(n)
+            }
+            Err(e) => {
+                self.bad_buffer(bytes, e);
+                None
+            }
         }
     }
 
     /// Decodes the buffer's records, hands them to the printer and keeps them if asked to.
-    fn decode_buffer(&self, bytes: &[u8]) {
+    /// Returns the number of records, None if the buffer is bad.
+    fn decode_buffer(&self, bytes: &[u8]) -> Option<usize> {
         let shared = &*self.shared;
         let c = &shared.collected;
         let recs = match decode_strict(bytes) {
             Ok(recs) => recs,
-            Err(e) => return self.bad_buffer(bytes, e),
+            Err(e) => {
+                self.bad_buffer(bytes, e);
+                return None;
+            }
         };
-        c.took_buffer(bytes.len(), recs.len());
+        let n = recs.len();
+        c.took_buffer(bytes.len(), n);
         let records: Vec<Record> = recs
             .into_iter()
             .map(|(secs, nanos, body)| Record {
@@ -296,6 +391,7 @@ impl Worker {
                 .extend(records);
         }
         c.notify();
+        Some(n)
     }
 
     fn bad_buffer(&self, bytes: &[u8], e: String) {
@@ -305,6 +401,21 @@ impl Worker {
             self.index
         ));
     }
+}
+
+/// Longest the thread waits on the event collector's descriptor before it looks at commands.
+const EVENT_SLICE: Duration = Duration::from_millis(20);
+
+/// Waits up to `timeout` for `fd` to be readable.
+fn readable(fd: c_int, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: polls one pollfd we own.
+    let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis() as c_int) };
+    n > 0 && p.revents & libc::POLLIN != 0
 }
 
 /// CPU time of the calling thread.
