@@ -37,6 +37,17 @@ pub enum SiemMode {
     Stream,
 }
 
+/// How records reach Fluent Bit (`handoff`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandoffMode {
+    /// As they come where the host is one this is verified on, once a second elsewhere.
+    Auto,
+    /// As they come wherever the host has what it takes (the operator vouches for it).
+    Event,
+    /// Once a second, at the proxy's collect.
+    Collect,
+}
+
 /// One property: its documentation (README table, `mimecast-check`, and on hosts that take one,
 /// the config map) and how its value is read. An unset property is read as its default.
 pub struct Property {
@@ -73,7 +84,8 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), parse: parse::state_dir, description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
     Property { name: "state_reset", default: None, parse: parse::state_reset, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
     Property { name: "startup_check", default: Some("off"), parse: parse::startup_check, description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
-    Property { name: "buffer_max_size", default: Some("32M"), parse: parse::buffer_max_size, description: "Most bytes of records handed to Fluent Bit per collect, and the size of the one buffer the records wait in (k, M suffixes; 64k-64M)." },
+    Property { name: "buffer_max_size", default: Some("32M"), parse: parse::buffer_max_size, description: "Most bytes of records handed to Fluent Bit at once, and the most the one buffer the records wait in holds (k, M suffixes; 64k-64M). With handoff collect, it caps how fast a backlog drains (this much a second)." },
+    Property { name: "handoff", default: Some("auto"), parse: parse::handoff, description: "How records reach Fluent Bit: event (as they come, through an event collector on the instance's thread: less memory, faster), collect (once a second, at the proxy's collect, at most buffer_max_size each time), or auto: event on the Fluent Bit versions it is verified on (5.1), collect elsewhere." },
     Property { name: "requests_per_second", default: Some("0"), parse: parse::requests_per_second, description: "Most requests per second this plugin sends to the Mimecast API for one client id, across all its instances and sources (token requests included, batch-file downloads not), e.g. 0.5 for 30 a minute; when instances differ, the lowest applies. 0: no cap of our own (429s are still honoured)." },
     Property { name: "batch_concurrency", default: Some("4"), parse: parse::batch_concurrency, description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 4 MiB per instance (1-16)." },
 ];
@@ -96,6 +108,7 @@ pub struct Config {
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub buffer_max_size: usize,
+    pub handoff: HandoffMode,
     pub batch_concurrency: usize,
     pub state_dir: PathBuf,
     pub state_reset: Option<String>,
@@ -377,6 +390,15 @@ mod parse {
         }
     }
 
+    pub fn handoff(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => d.c.handoff = HandoffMode::Auto,
+            Some("event") => d.c.handoff = HandoffMode::Event,
+            Some("collect") => d.c.handoff = HandoffMode::Collect,
+            Some(other) => e.push(format!("'{other}' is not auto, event or collect")),
+        }
+    }
+
     pub fn threat_intel_feeds(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
         d.c.threat_intel_feeds = list(v.unwrap_or_default());
         for f in &d.c.threat_intel_feeds {
@@ -455,6 +477,7 @@ impl Draft {
                 request_timeout: Duration::ZERO,
                 ca_file: None,
                 buffer_max_size: 0,
+                handoff: HandoffMode::Auto,
                 batch_concurrency: 0,
                 state_dir: PathBuf::new(),
                 state_reset: None,

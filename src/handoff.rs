@@ -6,9 +6,13 @@
 //! the cleanup callback, right after appending its data, to collect the next records. A slow
 //! pipeline leaves the buffer full and slows the pull. The positions the records complete
 //! travel with them and are applied once the host has taken them.
+//!
+//! Where the host lets the plugin hand records over as they come (`Handoff::set_waker`, the
+//! event-driven hand-off), each append also wakes the instance thread, once per take, and the
+//! buffer holds at most [`EVENT_LIMIT`]: it rarely holds more than a chunk or two.
 
 use crate::ffi::buffer::HostBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// A source's position, to be persisted once the records before it are delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,12 +44,27 @@ struct Pending {
     /// Whole chunks appended by the sources; at most `buffer_max_size` bytes unless a single
     /// chunk is larger. Has no allocation while the host holds it.
     buf: HostBuf,
+    /// How many records `buf` holds.
+    records: u64,
     /// Positions its records complete, in the order they were reached.
     commits: Vec<Commit>,
     /// The buffer is with the host, between collect and cleanup.
     out: bool,
+    /// The waker was called since the last take: no need to call it again.
+    woken: bool,
     closed: bool,
 }
+
+/// Records taken for the host: the buffer and how many records it holds.
+pub struct Batch {
+    pub buf: HostBuf,
+    pub records: u64,
+}
+
+/// The most the buffer holds when records are handed over as they come: each append becomes
+/// one entry of the instance's ring buffer in Fluent Bit, which drains it every 250 ms or once
+/// 5% of its 1024 entries are used, so small appends spend little time there.
+const EVENT_LIMIT: usize = 256 << 10;
 
 /// The hand-off between the sources and collect: one buffer of at most `buffer_max_size`
 /// bytes that sources append finished chunks to and collect hands over as it is. Sources wait
@@ -55,6 +74,8 @@ pub struct Handoff {
     pending: Mutex<Pending>,
     room: tokio::sync::Notify,
     max: usize,
+    /// Called when records arrive, where the host takes them as they come.
+    waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Handoff {
@@ -62,63 +83,138 @@ impl Handoff {
         Handoff {
             pending: Mutex::new(Pending {
                 buf: HostBuf::new(),
+                records: 0,
                 commits: Vec::new(),
                 out: false,
+                woken: false,
                 closed: false,
             }),
             room: tokio::sync::Notify::new(),
             max,
+            waker: OnceLock::new(),
         }
     }
 
-    /// Appends a chunk of whole records and the position it completes, waiting for room.
-    pub async fn push(&self, chunk: &[u8], position: Option<Commit>) -> Result<(), Closed> {
+    /// From now on, `wake` is called when records are appended and nobody was woken for them
+    /// yet: the host takes records as they come instead of once a second. Set once.
+    pub fn set_waker(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.waker.set(wake);
+    }
+
+    /// Whether records are handed over as they come (a waker is set).
+    pub fn as_they_come(&self) -> bool {
+        self.waker.get().is_some()
+    }
+
+    /// The most the buffer holds: `buffer_max_size`, or at most [`EVENT_LIMIT`] when records
+    /// go as they come. Then the buffer only fills while the host has paused the instance,
+    /// and a small one keeps the plugin's memory small and hands the host no outsized append
+    /// on resume (Fluent Bit checks `mem_buf_limit` only after an append).
+    fn limit(&self) -> usize {
+        if self.waker.get().is_some() {
+            self.max.min(EVENT_LIMIT)
+        } else {
+            self.max
+        }
+    }
+
+    /// The capacity a buffer starts with, and the largest one kept for reuse is twice that.
+    fn first_capacity(&self) -> usize {
+        self.limit()
+    }
+
+    /// Appends a chunk of `records` whole records and the position it completes, waiting for
+    /// room.
+    pub async fn push(
+        &self,
+        chunk: &[u8],
+        records: u64,
+        mut position: Option<Commit>,
+    ) -> Result<(), Closed> {
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
+            let wake = {
                 let mut p = lock(&self.pending);
                 if p.closed {
                     return Err(Closed);
                 }
-                let fits = p.buf.is_empty() || p.buf.len() + chunk.len() <= self.max;
+                let fits = p.buf.is_empty() || p.buf.len() + chunk.len() <= self.limit();
                 if !p.out && fits {
                     if p.buf.capacity() == 0 && !chunk.is_empty() {
                         // Pages are only touched as records arrive.
-                        p.buf = HostBuf::with_capacity(self.max.max(chunk.len()));
+                        p.buf = HostBuf::with_capacity(self.first_capacity().max(chunk.len()));
                     }
                     p.buf.extend_from_slice(chunk);
-                    p.commits.extend(position);
+                    p.records += records;
+                    p.commits.extend(position.take());
+                    let wake = !p.woken;
+                    p.woken = true;
+                    Some(wake)
+                } else {
+                    None
+                }
+            };
+            match wake {
+                Some(wake) => {
+                    if wake {
+                        self.wake();
+                    }
                     return Ok(());
                 }
+                None => notified.await,
             }
-            notified.await;
         }
     }
 
-    /// For collect: the buffer with its records (None if it holds none, or is still with the
-    /// host) and the positions reached, which are true once that buffer is delivered (or at
-    /// once, when there is no buffer).
-    pub fn take(&self) -> (Option<HostBuf>, Vec<Commit>) {
+    /// Calls the waker, if there is one (also to retry what is pending, e.g. on resume).
+    pub fn wake(&self) {
+        if let Some(w) = self.waker.get() {
+            w();
+        }
+    }
+
+    /// For collect: the records to hand over (None if there are none, or the buffer is still
+    /// with the host) and the positions reached, which are true once those records are
+    /// delivered (or at once, when there are none).
+    pub fn take(&self) -> (Option<Batch>, Vec<Commit>) {
         let mut p = lock(&self.pending);
         if p.out {
             return (None, Vec::new());
         }
+        p.woken = false;
         let commits = std::mem::take(&mut p.commits);
         if p.buf.is_empty() {
             return (None, commits);
         }
         p.out = true;
-        (Some(std::mem::take(&mut p.buf)), commits)
+        let batch = Batch {
+            buf: std::mem::take(&mut p.buf),
+            records: std::mem::take(&mut p.records),
+        };
+        (Some(batch), commits)
+    }
+
+    /// The host did not take what `take` handed out: it goes back in front, to be handed over
+    /// again.
+    pub fn untake(&self, batch: Batch, commits: Vec<Commit>) {
+        let mut p = lock(&self.pending);
+        // While the batch was out nothing could be added, so it is all that is pending.
+        p.buf = batch.buf;
+        p.records = batch.records;
+        p.commits = commits;
+        p.out = false;
+        drop(p);
+        self.room.notify_waiters();
     }
 
     /// The host released the buffer `take` handed out: sources may fill it again.
     pub fn give_back(&self, mut buf: HostBuf) {
         buf.clear();
         let mut p = lock(&self.pending);
-        // A single outsized record can have grown it past the size: do not keep that.
-        if p.buf.capacity() == 0 && buf.capacity() <= self.max.saturating_mul(2) {
+        // A single outsized record (or a pause) can have grown it: do not keep that.
+        if p.buf.capacity() == 0 && buf.capacity() <= self.first_capacity().saturating_mul(2) {
             p.buf = buf;
         }
         p.out = false;
@@ -152,19 +248,19 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn sources_wait_while_the_buffer_is_full_or_with_the_host() {
         let h = Arc::new(Handoff::new(100));
-        h.push(&[1; 60], commit(1)).await.unwrap();
-        h.push(&[2; 40], commit(2)).await.unwrap();
+        h.push(&[1; 60], 1, commit(1)).await.unwrap();
+        h.push(&[2; 40], 1, commit(2)).await.unwrap();
         // Full: the next chunk waits.
         let waiter = {
             let h = h.clone();
-            tokio::spawn(async move { h.push(&[3; 10], commit(3)).await })
+            tokio::spawn(async move { h.push(&[3; 10], 1, commit(3)).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "a full buffer takes no more");
 
         let (buf, commits) = h.take();
-        let buf = buf.expect("records to hand over");
-        assert_eq!(buf.len(), 100);
+        let Batch { buf, records } = buf.expect("records to hand over");
+        assert_eq!((buf.len(), records), (100, 2));
         assert_eq!(&buf.as_slice()[58..62], &[1, 1, 2, 2]);
         assert_eq!(cursors(&commits), ["1", "2"]);
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -178,7 +274,7 @@ mod tests {
         h.give_back(buf);
         waiter.await.unwrap().unwrap();
         let (buf, commits) = h.take();
-        let buf = buf.unwrap();
+        let buf = buf.unwrap().buf;
         assert_eq!(
             (buf.as_slice(), buf.capacity()),
             (&[3u8; 10][..], cap),
@@ -191,7 +287,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn positions_without_records_and_outsized_chunks() {
         let h = Handoff::new(8192);
-        h.push(&[], commit(7)).await.unwrap();
+        h.push(&[], 0, commit(7)).await.unwrap();
         let (buf, commits) = h.take();
         assert!(buf.is_none());
         assert_eq!(
@@ -201,16 +297,65 @@ mod tests {
         );
 
         // A chunk larger than the size goes alone, and its memory is not kept.
-        h.push(&[9; 20_000], commit(8)).await.unwrap();
+        h.push(&[9; 20_000], 1, commit(8)).await.unwrap();
         let (buf, _) = h.take();
-        let buf = buf.unwrap();
+        let buf = buf.unwrap().buf;
         assert_eq!(buf.len(), 20_000);
         h.give_back(buf);
-        h.push(&[1; 10], None).await.unwrap();
+        h.push(&[1; 10], 1, None).await.unwrap();
         let (buf, _) = h.take();
-        assert!(buf.unwrap().capacity() <= 16_384, "outsized buffer dropped");
+        assert!(
+            buf.unwrap().buf.capacity() <= 16_384,
+            "outsized buffer dropped"
+        );
 
         h.close();
-        assert!(h.push(&[1], None).await.is_err(), "closed");
+        assert!(h.push(&[1], 1, None).await.is_err(), "closed");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_waker_is_called_once_per_take_and_untaken_records_come_back_first() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let h = Arc::new(Handoff::new(32 << 20));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        h.set_waker(Box::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        h.push(&[1; 10], 2, commit(1)).await.unwrap();
+        h.push(&[2; 10], 3, commit(2)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one wake for what waits");
+        let (batch, commits) = h.take();
+        let batch = batch.unwrap();
+        assert_eq!(batch.records, 5);
+        assert!(
+            batch.buf.capacity() <= EVENT_LIMIT,
+            "starts small when records go as they come"
+        );
+        // The host refused them: they go back in front of what comes next.
+        h.untake(batch, commits);
+        h.push(&[3; 10], 1, commit(3)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "woken again after a take");
+        let (batch, commits) = h.take();
+        let batch = batch.unwrap();
+        assert_eq!(batch.records, 6);
+        assert_eq!(&batch.buf.as_slice()[..2], &[1, 1]);
+        assert_eq!(&batch.buf.as_slice()[28..], &[3, 3]);
+        assert_eq!(cursors(&commits), ["1", "2", "3"]);
+        h.give_back(batch.buf);
+        h.wake();
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "wake() always calls");
+
+        // However large buffer_max_size, the buffer holds at most EVENT_LIMIT then.
+        h.push(&vec![4; EVENT_LIMIT - 100], 1, None).await.unwrap();
+        let waiter = {
+            let h = h.clone();
+            tokio::spawn(async move { h.push(&[5; 200], 1, None).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "a full small buffer takes no more");
+        let (batch, _) = h.take();
+        h.give_back(batch.unwrap().buf);
+        waiter.await.unwrap().unwrap();
     }
 }

@@ -7,11 +7,12 @@
 
 use crate::config::Config;
 use crate::ffi::buffer::HostBuf;
-use crate::handoff::{lock, Commit};
+use crate::handoff::{lock, Batch, Commit};
 use crate::log::Logger;
 use crate::mimecast::client::Client;
 use crate::sources::context::SourceCtx;
 use crate::state::StateStore;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -26,6 +27,7 @@ pub struct Instance {
     pub name: String,
     pub log: Logger,
     outstanding: Mutex<Option<Outstanding>>,
+    paused: AtomicBool,
     state: Arc<StateStore>,
     stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -67,6 +69,7 @@ impl Instance {
             name: name.to_string(),
             log,
             outstanding: Mutex::new(None),
+            paused: AtomicBool::new(false),
             state,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(Some(thread)),
@@ -80,8 +83,11 @@ impl Instance {
         // While the host holds the previous buffer (it always releases it before the next
         // collect), the hand-off gives nothing, so its commits are never lost track of.
         let mut out = lock(&self.outstanding);
-        let (buf, commits) = self.ctx.handoff.take();
-        let Some(buf) = buf else {
+        if self.paused() {
+            return None;
+        }
+        let (batch, commits) = self.ctx.handoff.take();
+        let Some(Batch { buf, .. }) = batch else {
             // Nothing to deliver, and everything before it was delivered already: the
             // positions are true now.
             self.state
@@ -99,6 +105,55 @@ impl Instance {
             commits,
         });
         Some(buf)
+    }
+
+    /// Hands what is ready to `append` (the host's append function, on the instance thread)
+    /// right away, instead of waiting for the next collect; `append` says whether the host
+    /// took the records. Taken records count as delivered at once; refused ones go back to be
+    /// handed over again. Nothing happens while the host has paused the instance.
+    pub fn deliver_now(&self, append: impl FnOnce(&[u8], u64) -> bool) -> Delivered {
+        if self.paused() {
+            return Delivered::Paused;
+        }
+        let (batch, commits) = self.ctx.handoff.take();
+        let Some(batch) = batch else {
+            self.state
+                .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+            return Delivered::Nothing;
+        };
+        if !append(batch.buf.as_slice(), batch.records) {
+            self.ctx.handoff.untake(batch, commits);
+            return Delivered::Refused;
+        }
+        self.ctx.metrics.delivered(batch.buf.len() as u64);
+        self.state
+            .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+        self.ctx.handoff.give_back(batch.buf);
+        Delivered::Records(batch.records)
+    }
+
+    /// From now on records are handed over as they come: `wake` (callable from any thread)
+    /// makes the host's instance thread call [`Instance::deliver_now`].
+    pub fn hand_over_as_they_come(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        self.ctx.handoff.set_waker(wake);
+        // Records may have arrived before the waker was set.
+        self.ctx.handoff.wake();
+    }
+
+    /// The host paused the instance (its chunks reached `mem_buf_limit`, or it is stopping):
+    /// nothing is handed over until it resumes; the sources wait once the buffer is full.
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    /// The host resumed the instance: what waited is handed over.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+        self.ctx.handoff.wake();
+    }
+
+    fn paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
     }
 
     /// Takes back the buffer the host released: it collects the next records.
@@ -122,6 +177,11 @@ impl Instance {
                 None
             }
         }
+    }
+
+    /// How the operator asked records to be handed over (`handoff`).
+    pub fn handoff_mode(&self) -> crate::config::HandoffMode {
+        self.ctx.cfg.handoff
     }
 
     /// The instance's figures (for metrics).
@@ -206,6 +266,19 @@ async fn startup_check(ctx: &SourceCtx) {
             .log
             .error(format_args!("startup check could not run: {e}")),
     }
+}
+
+/// What [`Instance::deliver_now`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// The host took this many records.
+    Records(u64),
+    /// Nothing was ready (or the buffer was with the host's collect).
+    Nothing,
+    /// The host refused them; they wait for the next try.
+    Refused,
+    /// The host has paused the instance.
+    Paused,
 }
 
 /// Why an instance could not start.

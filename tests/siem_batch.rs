@@ -40,6 +40,16 @@ fn every_event_once_on(gen: Generation) {
         0,
         "no bearer token sent to a pre-signed URL"
     );
+    // `handoff auto`: records go as they come where that is verified (5.1), else at collect.
+    let appends = c.event_appends.load(Ordering::Relaxed);
+    if gen >= Generation::V5_1_0 {
+        assert!(
+            appends > 0,
+            "{gen:?}: the event collector handed nothing over"
+        );
+    } else {
+        assert_eq!(appends, 0, "{gen:?}: not verified, so collect only");
+    }
 }
 
 #[test]
@@ -541,6 +551,42 @@ fn tls_with_ca_file_works_and_unknown_ca_is_refused() {
     );
 }
 
+/// The operator's switch: `event` on a Fluent Bit 5 it is not verified on (5.0 here), never
+/// before 5.0 (where Fluent Bit 4.0.3 does not run the collector), `collect` never.
+#[test]
+fn the_handoff_property_chooses_how_records_reach_the_host() {
+    for (gen, mode, event) in [
+        (Generation::V5_0, "event", true),
+        (Generation::V4_1, "event", false),
+        (Generation::V5_1_1, "collect", false),
+    ] {
+        let sim = sim_with(|_| {});
+        let plugin = Plugin::copy();
+        let mut host = host(&plugin, gen);
+        host.add_instance(spec(&sim, &[("siem_types", "receipt"), ("handoff", mode)]))
+            .unwrap();
+        let from = day_start_ms(DAY);
+        host.start();
+        let settled = wait_complete(&host, &sim, &["receipt"], from, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("incomplete with handoff {mode} on {gen:?}"));
+        let c = host.stop();
+        assert_exactly_once_since(&c.snapshot(), &settled, &truth(&sim, &["receipt"], from));
+        assert!(c.violations().is_empty(), "{:?}", c.violations());
+        let appends = c.event_appends.load(Ordering::Relaxed);
+        assert_eq!(
+            appends > 0,
+            event,
+            "handoff {mode} on {gen:?}: {appends} appends"
+        );
+        let logs = logs_text(&c.logs());
+        assert_eq!(
+            logs.contains("handed over once a second"),
+            !event,
+            "handoff {mode} on {gen:?} says which hand-off it uses:\n{logs}"
+        );
+    }
+}
+
 #[test]
 fn buffers_respect_buffer_max_size_and_pause_holds_delivery() {
     let sim = sim_with(|c| c.siem_rate = 60);
@@ -569,6 +615,11 @@ fn buffers_respect_buffer_max_size_and_pause_holds_delivery() {
     let settled = wait_complete(&host, &sim, &["receipt"], from, Duration::from_secs(180))
         .expect("every published event delivered in time");
     let c = host.stop();
+    assert!(
+        c.violations().is_empty(),
+        "nothing appended while paused: {:?}",
+        c.violations()
+    );
     assert!(
         c.max_buffer.load(Ordering::Relaxed) <= 64 << 10,
         "max buffer {}",

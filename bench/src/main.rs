@@ -217,7 +217,14 @@ fn main() {
         if let Some(minutes) = soak {
             ok &= real_host::soak(fb, &lib, types, &props, &work, minutes);
         }
-        let _ = std::fs::remove_dir_all(&work);
+        if std::env::var_os("MIMECAST_BENCH_KEEP").is_some() {
+            println!(
+                "kept {} (MIMECAST_BENCH_KEEP): configurations and Fluent Bit logs",
+                work.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&work);
+        }
         std::process::exit(if ok { 0 } else { 1 });
     }
 

@@ -147,6 +147,20 @@ pub unsafe fn decide(def: *mut c_void) -> bool {
 }
 
 /// The host's cmetrics version as Init reports it.
+/// Fluent Bit 5.1.0 or newer, by the cmetrics the process exports.
+pub fn host_is_5_1() -> bool {
+    cmt_is_5_1(host_cmt_version().as_deref())
+}
+
+/// Fluent Bit 5.0.0 or newer, by the cmetrics the process exports (5.0.0 bundles 2.0.5, every
+/// 4.x a 1.0.x).
+pub fn host_is_5() -> bool {
+    host_cmt_version()
+        .as_deref()
+        .and_then(parse_version)
+        .is_some_and(|v| v >= (2, 0, 0))
+}
+
 pub fn host_description() -> String {
     match host_cmt_version() {
         Some(v) => format!("cmetrics {v}"),

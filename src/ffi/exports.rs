@@ -7,6 +7,7 @@
 
 use super::abi;
 use super::buffer::HostBuf;
+use super::event::EventCollector;
 use super::host::{read_word, HostApi, HostSink};
 use super::panic::boundary;
 use crate::config::Config;
@@ -24,6 +25,8 @@ struct Entry {
     inst: Arc<Instance>,
     sink: Arc<HostSink>,
     metrics: Arc<Mutex<MetricsOut>>,
+    /// The event collector records go through as they come, if the host allows it.
+    events: Option<Arc<EventCollector>>,
 }
 
 /// Where an instance's figures go: the host's cmetrics, or a log line now and then.
@@ -230,12 +233,14 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
             r.entries.push(Entry {
                 id,
                 thread: std::thread::current().id(),
-                inst,
+                inst: inst.clone(),
                 sink,
                 metrics: Arc::new(Mutex::new(metrics_out)),
+                events: None,
             });
             id
         };
+        start_event_handoff(id, &inst, i_ins);
         if layout == Some(Layout::V4_1) && !context.is_null() {
             // SAFETY: on a 4.1+ host (detected above) context points to the 24-byte
             // flb_plugin_input_proxy_context whose remote_context field (offset 8) is ours.
@@ -247,6 +252,99 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
         log.debug(format_args!("initialised (host layout {layout:?})"));
         1
     })
+}
+
+/// Hands the instance's records over as they come where the host allows it (see
+/// `super::event`), and says which hand-off the instance uses.
+fn start_event_handoff(id: usize, inst: &Arc<Instance>, i_ins: *mut abi::flb_input_instance) {
+    use crate::config::HandoffMode;
+    let mode = inst.handoff_mode();
+    let collector = super::event::decide(mode).and_then(|events| {
+        // SAFETY: i_ins is the instance the host passed to this Init, on its own thread, and
+        // `decide` found the host's functions and a threaded instance.
+        unsafe {
+            EventCollector::register(events, i_ins, on_records_ready as super::event::CollectFn)
+        }
+    });
+    match collector {
+        Ok(c) => {
+            let c = Arc::new(c);
+            inst.hand_over_as_they_come(c.waker());
+            if let Some(e) = registry().entries.iter_mut().find(|e| e.id == id) {
+                e.events = Some(c);
+            }
+            inst.log
+                .debug("records are handed to Fluent Bit as they come (event collector)");
+        }
+        Err(why) if mode == HandoffMode::Event => inst.log.warn(format_args!(
+            "handoff event is not possible here ({why}); records are handed over once a second at Fluent Bit's collect, at most buffer_max_size each time"
+        )),
+        Err(why) => inst.log.info(format_args!(
+            "records are handed over once a second at Fluent Bit's collect, at most buffer_max_size each time ({why})"
+        )),
+    }
+}
+
+/// The event collector's callback, on the instance's thread: hands over what is ready.
+///
+/// # Safety
+/// Called by the host with the instance the collector was registered for.
+unsafe extern "C" fn on_records_ready(
+    ins: *mut abi::flb_input_instance,
+    _config: *mut c_void,
+    _context: *mut c_void,
+) -> c_int {
+    boundary("mimecast event collector", FLB_ERROR_RC, || {
+        let found = {
+            let r = registry();
+            r.entries.iter().find_map(|e| {
+                let c = e.events.as_ref().filter(|c| c.is_for(ins))?;
+                Some((found(e), c.clone()))
+            })
+        };
+        let Some((f, collector)) = found else {
+            return 0;
+        };
+        collector.clear();
+        f.sink.drain();
+        let outcome = f
+            .inst
+            .deliver_now(|buf, records| collector.append(buf, records));
+        trim_now_and_then();
+        if outcome == crate::instance::Delivered::Refused {
+            f.inst.log.problem(
+                "handoff refused",
+                crate::log::Level::Warn,
+                "Fluent Bit did not take a batch of records (its input ring buffer is full or out of memory); they are handed over again",
+            );
+        }
+        0
+    })
+}
+
+/// Returns the process's freed heap memory to the system, at most once a second, from an
+/// instance thread after it handed records over. Fluent Bit's chunks and ring entries and our
+/// buffers are freed on other threads than they were allocated on, and glibc keeps what is
+/// freed in each thread's arena; without this, the process keeps its peak for good.
+fn trim_now_and_then() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST_MS: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let last = LAST_MS.load(Ordering::Relaxed);
+    let due = now.saturating_sub(last) >= 1000
+        && LAST_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+    #[cfg(target_env = "gnu")]
+    if due {
+        // SAFETY: malloc_trim takes no pointers and is safe to call from any thread.
+        unsafe { libc::malloc_trim(0) };
+    }
+    #[cfg(not(target_env = "gnu"))]
+    let _ = due;
 }
 
 /// Reads the instance's properties, reports what is wrong with them or which were read, and
@@ -408,14 +506,18 @@ pub extern "C" fn FLBPluginInputCleanupCallback(data: *mut c_void) -> c_int {
     })
 }
 
-/// Pause/Resume carry no context (and 5.1.1 calls them on the wrong instance when there are
-/// several); back-pressure comes from the bounded hand-off instead, so these only log.
+/// Pause/Resume carry no context, but come on the paused instance's own thread (the host then
+/// pauses its collect timer, the wrong one when there are several instances): the instance
+/// stops handing records over until Resume, whichever way it hands them over, and its sources
+/// wait once its buffer is full.
 #[no_mangle]
 pub extern "C" fn FLBPluginInputPause() {
     boundary("FLBPluginInputPause", (), || {
         if let Some(Found { inst, .. }) = by_thread() {
-            inst.log
-                .debug("paused by the host; pulling slows down as the hand-off fills");
+            inst.pause();
+            inst.log.debug(
+                "paused by the host; records wait, and pulling stops once its buffer is full",
+            );
         }
     })
 }
@@ -424,6 +526,7 @@ pub extern "C" fn FLBPluginInputPause() {
 pub extern "C" fn FLBPluginInputResume() {
     boundary("FLBPluginInputResume", (), || {
         if let Some(Found { inst, .. }) = by_thread() {
+            inst.resume();
             inst.log.debug("resumed by the host");
         }
     })
@@ -450,6 +553,9 @@ pub extern "C" fn FLBPluginExit() -> c_int {
         };
         if let Some(e) = entry {
             e.inst.shutdown();
+            if let Some(c) = e.events.and_then(|c| Arc::try_unwrap(c).ok()) {
+                c.remove();
+            }
             e.sink.drain();
         }
         0
@@ -467,6 +573,9 @@ pub unsafe extern "C" fn FLBPluginUnregister(_def: *mut c_void) {
         let entries: Vec<Entry> = registry().entries.drain(..).collect();
         for e in entries {
             e.inst.shutdown();
+            if let Some(c) = e.events.and_then(|c| Arc::try_unwrap(c).ok()) {
+                c.abandon();
+            }
         }
     })
 }

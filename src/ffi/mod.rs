@@ -5,6 +5,7 @@ pub mod abi;
 pub mod buffer;
 pub mod cmetrics;
 pub mod config_map;
+pub mod event;
 pub mod exports;
 pub mod host;
 pub mod panic;

@@ -47,9 +47,15 @@ impl SourceCtx {
     }
 
     /// Target size of one chunk: small, so that what a source holds before appending it to
-    /// the hand-off stays small.
+    /// the hand-off stays small; smaller still when records go to the host as they come, as
+    /// each chunk is then about one append.
     pub fn chunk_target(&self) -> usize {
-        (self.cfg.buffer_max_size / 32).clamp(16 << 10, 256 << 10)
+        let most = if self.handoff.as_they_come() {
+            64 << 10
+        } else {
+            256 << 10
+        };
+        (self.cfg.buffer_max_size / 32).clamp(16 << 10, most)
     }
 
     /// Allocation of a chunk buffer: the target plus room for the record that crosses it.

@@ -162,7 +162,11 @@ impl<'a> Emitter<'a> {
             .records(&self.metrics_key, records - errors, errors, self.newest_ms);
         self.oldest = None;
         let position = self.position.take();
-        let sent = self.ctx.handoff.push(self.buf.as_slice(), position).await;
+        let sent = self
+            .ctx
+            .handoff
+            .push(self.buf.as_slice(), records, position)
+            .await;
         if self.ctx.outsized(&self.buf) {
             // An outsized record grew it: do not keep that memory for the emitter's life.
             self.buf = self.ctx.take_buffer();
