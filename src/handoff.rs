@@ -12,6 +12,7 @@
 //! buffer holds at most [`EVENT_LIMIT`]: it rarely holds more than a chunk or two.
 
 use crate::ffi::buffer::HostBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// A source's position, to be persisted once the records before it are delivered.
@@ -66,6 +67,14 @@ pub struct Batch {
 /// 5% of its 1024 entries are used, so small appends spend little time there.
 const EVENT_LIMIT: usize = 256 << 10;
 
+/// How far the buffer may grow, when records go as they come, while handing over is slow.
+const EVENT_LIMIT_MAX: usize = 4 << 20;
+
+/// A hand-off that holds the buffer longer than this is slow (the state file it saves sits on
+/// a slow disk, say): the buffer may hold twice as much, so that the sources, which wait while
+/// it is out, lose no rate to the disk; a quick one halves it again, down to [`EVENT_LIMIT`].
+const SLOW_HANDOFF: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// The hand-off between the sources and collect: one buffer of at most `buffer_max_size`
 /// bytes that sources append finished chunks to and collect hands over as it is. Sources wait
 /// while it is full or with the host; so memory stays at one buffer however large the
@@ -76,6 +85,8 @@ pub struct Handoff {
     max: usize,
     /// Called when records arrive, where the host takes them as they come.
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// The most the buffer holds then, between [`EVENT_LIMIT`] and [`EVENT_LIMIT_MAX`].
+    event_limit: AtomicUsize,
 }
 
 impl Handoff {
@@ -92,6 +103,7 @@ impl Handoff {
             room: tokio::sync::Notify::new(),
             max,
             waker: OnceLock::new(),
+            event_limit: AtomicUsize::new(EVENT_LIMIT),
         }
     }
 
@@ -112,15 +124,31 @@ impl Handoff {
     /// on resume (Fluent Bit checks `mem_buf_limit` only after an append).
     fn limit(&self) -> usize {
         if self.waker.get().is_some() {
+            self.max.min(self.event_limit.load(Ordering::Relaxed))
+        } else {
+            self.max
+        }
+    }
+
+    /// The capacity a buffer starts with; the largest one kept for reuse is twice the limit.
+    fn first_capacity(&self) -> usize {
+        if self.waker.get().is_some() {
             self.max.min(EVENT_LIMIT)
         } else {
             self.max
         }
     }
 
-    /// The capacity a buffer starts with, and the largest one kept for reuse is twice that.
-    fn first_capacity(&self) -> usize {
-        self.limit()
+    /// Records went as they come, and the buffer was out for `held` (the host's append and
+    /// the positions saved): adapts how much the buffer may hold next (see [`SLOW_HANDOFF`]).
+    pub fn handed_over_in(&self, held: std::time::Duration) {
+        let now = self.event_limit.load(Ordering::Relaxed);
+        let next = if held > SLOW_HANDOFF {
+            now.saturating_mul(2).min(EVENT_LIMIT_MAX)
+        } else {
+            (now / 2).max(EVENT_LIMIT)
+        };
+        self.event_limit.store(next, Ordering::Relaxed);
     }
 
     /// Appends a chunk of `records` whole records and the position it completes, waiting for
@@ -214,7 +242,7 @@ impl Handoff {
         buf.clear();
         let mut p = lock(&self.pending);
         // A single outsized record (or a pause) can have grown it: do not keep that.
-        if p.buf.capacity() == 0 && buf.capacity() <= self.first_capacity().saturating_mul(2) {
+        if p.buf.capacity() == 0 && buf.capacity() <= self.limit().saturating_mul(2) {
             p.buf = buf;
         }
         p.out = false;
@@ -357,5 +385,18 @@ mod tests {
         let (batch, _) = h.take();
         h.give_back(batch.unwrap().buf);
         waiter.await.unwrap().unwrap();
+
+        // A slow hand-off (a slow disk under the state file) lets it hold more, up to a
+        // bound; quick ones bring it back.
+        for _ in 0..10 {
+            h.handed_over_in(Duration::from_millis(20));
+        }
+        assert_eq!(h.limit(), EVENT_LIMIT_MAX);
+        h.handed_over_in(Duration::from_micros(100));
+        assert_eq!(h.limit(), EVENT_LIMIT_MAX / 2);
+        for _ in 0..10 {
+            h.handed_over_in(Duration::from_micros(100));
+        }
+        assert_eq!(h.limit(), EVENT_LIMIT);
     }
 }

@@ -121,6 +121,7 @@ impl Instance {
                 .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
             return Delivered::Nothing;
         };
+        let out_at = std::time::Instant::now();
         if !append(batch.buf.as_slice(), batch.records) {
             self.ctx.handoff.untake(batch, commits);
             return Delivered::Refused;
@@ -128,6 +129,7 @@ impl Instance {
         self.ctx.metrics.delivered(batch.buf.len() as u64);
         self.state
             .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+        self.ctx.handoff.handed_over_in(out_at.elapsed());
         self.ctx.handoff.give_back(batch.buf);
         Delivered::Records(batch.records)
     }
