@@ -90,8 +90,7 @@ impl Instance {
         let Some(Batch { buf, .. }) = batch else {
             // Nothing to deliver, and everything before it was delivered already: the
             // positions are true now.
-            self.state
-                .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+            self.commit(commits);
             return None;
         };
         self.log.debug(format_args!(
@@ -117,8 +116,7 @@ impl Instance {
         }
         let (batch, commits) = self.ctx.handoff.take();
         let Some(batch) = batch else {
-            self.state
-                .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+            self.commit(commits);
             return Delivered::Nothing;
         };
         let out_at = std::time::Instant::now();
@@ -127,8 +125,7 @@ impl Instance {
             return Delivered::Refused;
         }
         self.ctx.metrics.delivered(batch.buf.len() as u64);
-        self.state
-            .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+        self.commit(commits);
         self.ctx.handoff.handed_over_in(out_at.elapsed());
         self.ctx.handoff.give_back(batch.buf);
         Delivered::Records(batch.records)
@@ -170,8 +167,7 @@ impl Instance {
         match out {
             Some(o) if o.ptr == ptr => {
                 self.ctx.metrics.delivered(o.bytes as u64);
-                self.state
-                    .apply(o.commits.into_iter().map(|c| (c.key, c.cursor)));
+                self.commit(o.commits);
                 Some(o.cap)
             }
             other => {
@@ -184,6 +180,13 @@ impl Instance {
     /// How the operator asked records to be handed over (`handoff`).
     pub fn handoff_mode(&self) -> crate::config::HandoffMode {
         self.ctx.cfg.handoff
+    }
+
+    /// Saves the positions of records Fluent Bit has taken (or of none, when nothing before
+    /// them was pending).
+    fn commit(&self, commits: Vec<Commit>) {
+        self.state
+            .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
     }
 
     /// The instance's figures (for metrics).
