@@ -328,6 +328,7 @@ impl CaptureSet {
     }
 
     /// The same, with the name's path hash (`key_path`) already known.
+    #[inline(always)]
     fn slot_at(&self, path: u64, parent: Option<&str>, key: &str) -> Option<usize> {
         if self.names.is_empty() {
             return None;
@@ -338,7 +339,7 @@ impl CaptureSet {
             let i = *self.index.get(at)?;
             let n = self.names.get(i as usize)?;
             let same = match parent {
-                None => *n == key,
+                None => same_text(n, key),
                 Some(p) => {
                     n.len() == p.len() + 1 + key.len()
                         && n.starts_with(p)
@@ -375,6 +376,34 @@ impl CaptureSet {
     }
 }
 
+/// Whether two texts are equal, compared eight bytes at a time up to 16 bytes (field names
+/// and addresses mostly are): every captured key of every record is compared once, and a call
+/// to `memcmp` costs more than such a comparison.
+#[inline(always)]
+pub fn same_text(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let half = |s: &[u8], at: usize| -> u32 {
+        s.get(at..at + 4)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    match n {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// The captured values of one record (reused from record to record).
 #[derive(Default)]
 pub struct Scratch {
@@ -383,13 +412,13 @@ pub struct Scratch {
     /// The slots set for the current record (only they are cleared for the next).
     touched: Vec<usize>,
     /// The same as bits ([`slot_bit`]).
-    mask: u128,
+    mask: u64,
 }
 
-/// A slot's bit in a record's mask of captured fields. Slots past 127 share the last bit, so a
+/// A slot's bit in a record's mask of captured fields. Slots past 63 share the last bit, so a
 /// clear bit always means "absent" and a set one only "maybe present".
-pub fn slot_bit(slot: usize) -> u128 {
-    1u128 << slot.min(127)
+pub fn slot_bit(slot: usize) -> u64 {
+    1u64 << slot.min(63)
 }
 
 impl Scratch {
@@ -410,7 +439,7 @@ impl Scratch {
     }
 
     /// The fields captured from the current record, as bits ([`slot_bit`]).
-    pub fn mask(&self) -> u128 {
+    pub fn mask(&self) -> u64 {
         self.mask
     }
 
@@ -449,7 +478,7 @@ pub enum Out<'s> {
 fn write_out(out: &mut Vec<u8>, val: &Out) {
     match val {
         Out::Str(s) => {
-            let _ = rmp::encode::write_str(out, s);
+            put_str(out, s);
         }
         Out::Int(i) => {
             let _ = rmp::encode::write_sint(out, *i);
@@ -530,7 +559,7 @@ fn encode_inner(
     let own_at = match layout.norm {
         None => None,
         Some(n) => {
-            let _ = rmp::encode::write_str(out, n.remainder());
+            put_str(out, n.remainder());
             let at = out.len();
             out.extend_from_slice(&[0u8; 5]);
             Some(at)
@@ -572,13 +601,13 @@ fn encode_inner(
     let mut n_own = n_own;
     let raw = layout.norm.is_none();
     if raw {
-        let _ = rmp::encode::write_str(out, SOURCE_FIELD);
-        let _ = rmp::encode::write_str(out, layout.source);
+        put_str(out, SOURCE_FIELD);
+        put_str(out, layout.source);
         n_own += 1;
     }
     for (k, v) in extra {
-        let _ = rmp::encode::write_str(out, k);
-        let _ = rmp::encode::write_str(out, v);
+        put_str(out, k);
+        put_str(out, v);
         id.field(k, v);
         n_own += 1;
     }
@@ -597,8 +626,8 @@ fn encode_inner(
             1 + norm.write(&facts, out)
         }
         _ => {
-            let _ = rmp::encode::write_str(out, ID_FIELD);
-            let _ = rmp::encode::write_str(out, id);
+            put_str(out, ID_FIELD);
+            put_str(out, id);
             n_own + 1
         }
     };
@@ -633,7 +662,7 @@ pub fn write_tree(out: &mut Vec<u8>, leaves: &[(&[&str], Out)]) -> u32 {
                 Some(parent) => parent.2 += 1,
                 None => top += 1,
             }
-            let _ = rmp::encode::write_str(out, d);
+            put_str(out, d);
             let at = out.len();
             out.extend_from_slice(&[0u8; 5]);
             open.push((d, at, 0));
@@ -642,7 +671,7 @@ pub fn write_tree(out: &mut Vec<u8>, leaves: &[(&[&str], Out)]) -> u32 {
             Some(parent) => parent.2 += 1,
             None => top += 1,
         }
-        let _ = rmp::encode::write_str(out, leaf);
+        put_str(out, leaf);
         write_out(out, val);
     }
     while let Some((_, at, n)) = open.pop() {
@@ -665,11 +694,11 @@ pub fn encode_tree(
     out.extend_from_slice(&[0u8; 5]);
     let mut n = 0;
     if let Some((name, fields)) = remainder {
-        let _ = rmp::encode::write_str(out, name);
+        put_str(out, name);
         let _ = rmp::encode::write_map_len(out, fields.len() as u32);
         for (k, v) in fields {
-            let _ = rmp::encode::write_str(out, k);
-            let _ = rmp::encode::write_str(out, v);
+            put_str(out, k);
+            put_str(out, v);
         }
         n += 1;
     }
@@ -683,8 +712,8 @@ pub fn encode_fields(out: &mut Vec<u8>, time: EventTime, fields: &[(&str, &str)]
     out.extend_from_slice(&time.ext_bytes());
     let _ = rmp::encode::write_map_len(out, fields.len() as u32);
     for (k, v) in fields {
-        let _ = rmp::encode::write_str(out, k);
-        let _ = rmp::encode::write_str(out, v);
+        put_str(out, k);
+        put_str(out, v);
     }
 }
 
@@ -743,6 +772,7 @@ enum Captured {
 
 /// Writes a msgpack string with the shortest header, as `rmp::encode::write_str` does, in a
 /// few instructions (a record writes dozens of short strings).
+#[inline]
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
     let n = s.len();
     if n < 32 {
@@ -772,6 +802,7 @@ pub fn open_header(out: &mut Vec<u8>) -> usize {
 
 /// Writes the header reserved by `open_header` at `at` for `n` entries, widening it when it
 /// needs more room.
+#[inline]
 pub fn close_header(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
     if n < 16 {
         if let Some(b) = out.get_mut(at) {
@@ -779,6 +810,12 @@ pub fn close_header(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
         }
         return;
     }
+    widen_header(out, at, n, map);
+}
+
+/// `close_header` for 16 entries or more (rare: kept out of line).
+#[inline(never)]
+fn widen_header(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
     let mut hdr = Vec::with_capacity(5);
     let _ = if map {
         rmp::encode::write_map_len(&mut hdr, n)
@@ -919,7 +956,7 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_, '_> {
             && slot.is_some_and(|i| w.fields.is_some_and(|set| set.is_mapped(i)));
         let write = self.at.write && !dropped;
         if write {
-            let _ = rmp::encode::write_str(&mut *w.out, v);
+            put_str(&mut *w.out, v);
         }
         Ok(KeyOut {
             at: At {
@@ -1008,7 +1045,7 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     }
     fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
         if self.at.write {
-            let _ = rmp::encode::write_str(&mut *self.w.out, v);
+            put_str(&mut *self.w.out, v);
         }
         self.w.id.leaf(self.at.path, b'"', v.as_bytes());
         if self.at.time {
@@ -1205,6 +1242,41 @@ pub fn encode_record_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_text_agrees_with_equality() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abce",
+            "abcdefg",
+            "abcdefh",
+            "xbcdefg",
+            "abcdefgh",
+            "abcdefgi",
+            "bbcdefgh",
+            "senderEnvelope",
+            "senderEnvelopf",
+            "senderHeader",
+            "tenderEnvelope",
+            "abcdefghijklmnop",
+            "abcdefghijklmnoq",
+            "bbcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmnopr",
+            "é",
+            "éa",
+            "aé",
+        ];
+        for a in words {
+            for b in words {
+                assert_eq!(same_text(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
 
     fn enc(json: &str, time: TimeField) -> Result<Vec<u8>, EncodeError> {
         let mut b = Vec::new();

@@ -4,7 +4,7 @@
 //! are merged and sorted by path for the writer.
 
 use crate::encode::{
-    close_header, open_header, put_str, slot_bit, Cap, CaptureSet, Facts, Normalize,
+    close_header, open_header, put_str, same_text, slot_bit, Cap, CaptureSet, Facts, Normalize,
 };
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -128,12 +128,12 @@ enum Op {
     /// Opens a map under this key (msgpack-encoded). With the fields without which none of
     /// its leaves has a value (as `Shape::needs`), and the step after its `Close`: a record
     /// lacking them all skips the whole map.
-    Open(Vec<u8>, u128, usize),
+    Open(Block, u64, usize),
     /// Entries that are the same in every record (keys and values, maps of them included),
     /// encoded once, and how many they are.
     Const(Vec<u8>, u32),
     /// A leaf under this key (msgpack-encoded).
-    Leaf(Vec<u8>, &'static V, Shape),
+    Leaf(Block, &'static V, Shape),
     /// Closes the innermost map.
     Close,
 }
@@ -143,9 +143,60 @@ enum Op {
 /// same of its parts (an object's members, a list's items, `First`'s choices), in order; and
 /// the slots of the fields it reads itself, in the order it names them.
 struct Shape {
-    needs: u128,
+    needs: u64,
     parts: Vec<Shape>,
     slots: Vec<Option<usize>>,
+    /// An object's member keys, encoded.
+    keys: Vec<Block>,
+}
+
+/// A few bytes known before any record comes (a map key, msgpack-encoded), written as one
+/// fixed-size copy cut back to length: a key is shorter than what a call to `memcpy` costs,
+/// and an `ecs` record writes some forty of them.
+enum Block {
+    Short([u8; BLOCK], usize),
+    Long(Vec<u8>),
+}
+
+const BLOCK: usize = 32;
+
+impl Block {
+    fn of(bytes: Vec<u8>) -> Block {
+        let mut b = [0; BLOCK];
+        match b.get_mut(..bytes.len()) {
+            Some(to) => {
+                to.copy_from_slice(&bytes);
+                Block::Short(b, bytes.len())
+            }
+            None => Block::Long(bytes),
+        }
+    }
+
+    /// A key's block.
+    fn key(k: &str) -> Block {
+        let mut b = Vec::with_capacity(k.len() + 2);
+        put_str(&mut b, k);
+        Block::of(b)
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Block::Short(b, n) => b.get(..*n).unwrap_or_default(),
+            Block::Long(v) => v,
+        }
+    }
+
+    #[inline(always)]
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Block::Short(b, n) => {
+                let at = out.len();
+                out.extend_from_slice(b);
+                out.truncate(at + n);
+            }
+            Block::Long(v) => out.extend_from_slice(v),
+        }
+    }
 }
 
 impl Shape {
@@ -166,10 +217,15 @@ impl Shape {
             _ => Vec::new(),
         };
         let slots = own_fields(v).iter().map(|n| set.slot_of(n)).collect();
+        let keys = match v {
+            V::Obj(ms) => ms.iter().map(|(k, _)| Block::key(k)).collect(),
+            _ => Vec::new(),
+        };
         Shape {
             needs,
             parts,
             slots,
+            keys,
         }
     }
 
@@ -179,13 +235,13 @@ impl Shape {
     }
 
     /// Whether the value surely has none in a record with these fields (`Scratch::mask`).
-    fn skips(&self, mask: u128) -> bool {
+    fn skips(&self, mask: u64) -> bool {
         skips(self.needs, mask)
     }
 }
 
 /// Whether what needs these fields (0: none) surely has no value in a record with `mask`.
-fn skips(needs: u128, mask: u128) -> bool {
+fn skips(needs: u64, mask: u64) -> bool {
     needs != 0 && needs & mask == 0
 }
 
@@ -233,13 +289,13 @@ fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
         }
         for d in dirs.iter().skip(keep) {
             open.push(d);
-            ops.push(Op::Open(key(d), 0, 0));
+            ops.push(Op::Open(Block::key(d), 0, 0));
         }
         let mut bytes = key(name);
         if put_const(&leaf.v, &mut bytes) {
             push_const(&mut ops, bytes, 1);
         } else {
-            ops.push(Op::Leaf(key(name), &leaf.v, Shape::of(&leaf.v, set)));
+            ops.push(Op::Leaf(Block::key(name), &leaf.v, Shape::of(&leaf.v, set)));
         }
     }
     ops.extend(open.iter().map(|_| Op::Close));
@@ -256,7 +312,7 @@ fn link_maps(ops: &mut [Op]) {
             Some(Op::Open(..)) => opened.push(j),
             Some(Op::Close) => {
                 let Some(i) = opened.pop() else { continue };
-                let mut needs = 0u128;
+                let mut needs = 0u64;
                 for op in ops.get(i + 1..j).unwrap_or_default() {
                     let n = match op {
                         Op::Leaf(_, _, shape) => shape.needs,
@@ -287,7 +343,8 @@ fn fold_constant_maps(ops: Vec<Op>) -> Vec<Op> {
     for op in ops {
         match op {
             Op::Close => match (out.pop(), out.pop()) {
-                (Some(Op::Const(body, n)), Some(Op::Open(mut bytes, ..))) => {
+                (Some(Op::Const(body, n)), Some(Op::Open(key, ..))) => {
+                    let mut bytes = key.as_slice().to_vec();
                     let _ = rmp::encode::write_map_len(&mut bytes, n);
                     bytes.extend_from_slice(&body);
                     push_const(&mut out, bytes, 1);
@@ -580,7 +637,7 @@ struct Reader<'a, 's> {
     c: &'a Compiled,
     f: &'a Facts<'s>,
     /// The fields the record has (`Scratch::mask`).
-    mask: u128,
+    mask: u64,
 }
 
 impl<'a, 's> Reader<'a, 's> {
@@ -681,10 +738,15 @@ impl<'a, 's> Reader<'a, 's> {
 
     fn holds(&self, c: &Cond) -> bool {
         let is = |n: &str, vs: &[&str]| {
-            self.text(self.cap(n)).is_some_and(|t| {
+            let one_of = |t: &str| {
                 let t = t.trim_ascii();
                 vs.iter().any(|v| v.eq_ignore_ascii_case(t))
-            })
+            };
+            match self.cap(n) {
+                // A string (nearly always), compared where it lies.
+                c @ Cap::Text(..) => self.f.scratch.str(c).is_some_and(one_of),
+                c => self.text(c).is_some_and(|t| one_of(&t)),
+            }
         };
         match c {
             Cond::Present(n) => self.present(self.cap(n)).is_some(),
@@ -723,7 +785,7 @@ impl<'a, 's> Reader<'a, 's> {
             V::Split(n) => put_strs(out, self.items(self.field(shape, 0, n))),
             V::Ip(n) => self
                 .present(self.field(shape, 0, n))
-                .filter(|t| t.trim_ascii().parse::<std::net::IpAddr>().is_ok())
+                .filter(|t| is_ip(t.trim_ascii()))
                 .is_some_and(|t| put_text(out, t.trim_ascii())),
             V::Domain(n) => self.present(self.field(shape, 0, n)).is_some_and(|t| {
                 match t.trim_ascii().rsplit_once('@') {
@@ -766,10 +828,9 @@ impl<'a, 's> Reader<'a, 's> {
             V::Emails(n) => put_strs(out, self.items(self.field(shape, 0, n)).filter_map(email)),
             V::Obj(members) => self.put_obj(members, shape, out),
             V::Arr(items) => self.put_arr(items, shape, out),
-            V::First(vs) => vs
-                .iter()
-                .enumerate()
-                .any(|(i, v)| !shape.part(i).skips(self.mask) && self.put(v, shape.part(i), out)),
+            V::First(vs) => vs.iter().enumerate().any(|(i, v)| {
+                !shape.part(i).skips(self.mask) && self.put_any(v, shape.part(i), out)
+            }),
             V::Collect(ns, ips) => self.put_collect(ns, *ips, shape, out),
             V::Time { ms: false } => self.put_time(out),
             V::Time { ms: true } => {
@@ -794,6 +855,15 @@ impl<'a, 's> Reader<'a, 's> {
         }
     }
 
+    /// `put`, with a field as it came (the most common value) written without a call.
+    #[inline(always)]
+    fn put_any(&self, v: &V, shape: &Shape, out: &mut Vec<u8>) -> bool {
+        match v {
+            V::Field(n) => self.put_field(n, shape, out),
+            _ => self.put(v, shape, out),
+        }
+    }
+
     // The larger values, apart: `put` stays small for the many plain leaves.
 
     #[inline(never)]
@@ -806,8 +876,11 @@ impl<'a, 's> Reader<'a, 's> {
                 continue;
             }
             let key_at = out.len();
-            put_str(out, k);
-            if self.put(v, part, out) {
+            match shape.keys.get(i) {
+                Some(key) => key.write(out),
+                None => put_str(out, k),
+            }
+            if self.put_any(v, part, out) {
                 n += 1;
                 any |= !is_constant(v);
             } else {
@@ -828,7 +901,9 @@ impl<'a, 's> Reader<'a, 's> {
         let n = items
             .iter()
             .enumerate()
-            .filter(|(i, v)| !shape.part(*i).skips(self.mask) && self.put(v, shape.part(*i), out))
+            .filter(|(i, v)| {
+                !shape.part(*i).skips(self.mask) && self.put_any(v, shape.part(*i), out)
+            })
             .count() as u32;
         if n == 0 {
             out.truncate(at);
@@ -849,11 +924,7 @@ impl<'a, 's> Reader<'a, 's> {
                     Some((_, addr)) => addr,
                     None => item,
                 };
-                let ok = if ips {
-                    item.parse::<std::net::IpAddr>().is_ok()
-                } else {
-                    !item.is_empty()
-                };
+                let ok = if ips { is_ip(item) } else { !item.is_empty() };
                 if ok && seen.insert(item) {
                     put_text(out, item);
                 }
@@ -876,6 +947,35 @@ impl<'a, 's> Reader<'a, 's> {
         out.extend_from_slice(text);
         true
     }
+}
+
+/// Whether a text is an IP address, as `std::net::IpAddr` parses one. A dotted quad in its
+/// canonical form (the common case: a record has up to three) is checked here byte by byte,
+/// for a fraction of the general parser's cost; anything else goes to the parser.
+fn is_ip(t: &str) -> bool {
+    let b = t.as_bytes();
+    if (7..=15).contains(&b.len()) && b.first().is_some_and(u8::is_ascii_digit) {
+        // Four parts of one to three digits, none above 255, no leading zero (as the parser).
+        let (mut parts, mut value, mut digits, mut ok) = (1u32, 0u32, 0u32, true);
+        for &c in b {
+            if c == b'.' {
+                ok &= digits > 0;
+                parts += 1;
+                (value, digits) = (0, 0);
+            } else if c.is_ascii_digit() {
+                ok &= !(digits > 0 && value == 0);
+                value = (value * 10 + u32::from(c - b'0')).min(256);
+                digits += 1;
+                ok &= value <= 255;
+            } else {
+                return t.parse::<std::net::IpAddr>().is_ok();
+            }
+        }
+        if ok && digits > 0 && parts == 4 {
+            return true;
+        }
+    }
+    t.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// Whether a text means something: not empty, not a placeholder ("null", "n/a", "[]", ...).
@@ -927,6 +1027,7 @@ static NO_SHAPE: Shape = Shape {
     needs: 0,
     parts: Vec::new(),
     slots: Vec::new(),
+    keys: Vec::new(),
 };
 
 /// Writes a string lower-cased (ASCII, as the tables compare).
@@ -1035,7 +1136,7 @@ impl<'t> Seen<'t> {
     /// Whether `item` is new (and now seen).
     fn insert(&mut self, item: &'t str) -> bool {
         let inline = (self.len as usize).min(self.first.len());
-        if self.first.iter().take(inline).any(|s| *s == item) || self.more.contains(&item) {
+        if self.first.iter().take(inline).any(|s| same_text(s, item)) || self.more.contains(&item) {
             return false;
         }
         match self.first.get_mut(inline) {
@@ -1121,7 +1222,7 @@ impl Normalize for Mapping {
                         continue;
                     }
                     let key_at = out.len();
-                    out.extend_from_slice(key);
+                    key.write(out);
                     let at = open_header(out);
                     if let Some(m) = open.get_mut(depth) {
                         *m = (key_at, at, 0);
@@ -1138,11 +1239,8 @@ impl Normalize for Mapping {
                         continue;
                     }
                     let key_at = out.len();
-                    out.extend_from_slice(key);
-                    let made = match v {
-                        V::Field(n) => r.put_field(n, shape, out),
-                        _ => r.put(v, shape, out),
-                    };
+                    key.write(out);
+                    let made = r.put_any(v, shape, out);
                     if made {
                         count_in(&mut open, depth, &mut top, 1);
                     } else {
@@ -1196,6 +1294,57 @@ mod tests {
     use V::Collect;
     static TEST: Mapping = Mapping::new("orig", false, &[LEAVES], &[]);
 
+    #[test]
+    fn ip_check_agrees_with_the_standard_parser() {
+        let mut cases: Vec<String> = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.02.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            ".1.2.3",
+            "1.2.3.",
+            "1234.1.1.1",
+            "10.0.0.10",
+            "100.200.250.199",
+            "999.999.999.999",
+            "0.0.0.00",
+            "1.2.3.4 ",
+            "::1",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "",
+            "....",
+            "1.2.3.-4",
+            "１.2.3.4",
+            "999999999999999",
+            "4294967296.1.1",
+            "1.1.1.4294967297",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Every dotted string of up to four parts of 0 to 3 digits drawn from a few values.
+        let parts = [
+            "", "0", "00", "1", "9", "10", "25", "99", "100", "199", "249", "255", "256", "300",
+            "999",
+        ];
+        for a in parts {
+            for b in ["0", "01", "255", "256"] {
+                cases.push(format!("{a}.{b}.1.{a}"));
+                cases.push(format!("{a}.{b}.{a}"));
+            }
+        }
+        for c in &cases {
+            assert_eq!(is_ip(c), c.parse::<std::net::IpAddr>().is_ok(), "{c:?}");
+        }
+    }
+
     fn encode(json: &str) -> rmpv::Value {
         let mut out = Vec::new();
         let layout = Layout {
@@ -1225,6 +1374,83 @@ mod tests {
                 .find(|(key, _)| key.as_str() == Some(k))
                 .map(|(_, v)| v)
         })
+    }
+
+    /// Seventy synthetic field names, `f00` to `f69`: more than a record's mask has bits.
+    const MANY: [&str; 70] = {
+        const D: &[u8; 10] = b"0123456789";
+        const NAMES: [[u8; 3]; 70] = {
+            let mut n = [[b'f', b'0', b'0']; 70];
+            let mut i = 0;
+            while i < 70 {
+                n[i][1] = D[i / 10];
+                n[i][2] = D[i % 10];
+                i += 1;
+            }
+            n
+        };
+        let mut out = [""; 70];
+        let mut i = 0;
+        while i < 70 {
+            out[i] = match std::str::from_utf8(&NAMES[i]) {
+                Ok(s) => s,
+                Err(_) => "",
+            };
+            i += 1;
+        }
+        out
+    };
+
+    #[test]
+    fn fields_past_the_masks_last_bit_still_map() {
+        // Each field in a leaf of its own under `out.<name>`: the last ones share the mask's
+        // last bit, and must be neither skipped when present nor written when absent.
+        let leaves: &'static [Leaf] = Box::leak(
+            MANY.iter()
+                .map(|n| {
+                    let path: &'static [&'static str] = Box::leak(Box::new(["out", *n]));
+                    l(path, V::Field(n))
+                })
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let mapping: &'static Mapping = Box::leak(Box::new(Mapping::new(
+            "orig",
+            false,
+            Box::leak(Box::new([leaves])),
+            &[],
+        )));
+        assert!(mapping.compiled().set.len() > 64);
+        for present in [&["f69"][..], &["f63", "f64"], &["f02", "f68"], &[]] {
+            let json = format!(
+                "{{{}}}",
+                present
+                    .iter()
+                    .map(|n| format!(r#""{n}": "v-{n}""#))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut out = Vec::new();
+            let layout = Layout {
+                source: "t",
+                norm: Some(mapping),
+            };
+            encode_as(
+                &mut out,
+                json.as_bytes(),
+                TimeField::Now,
+                &layout,
+                &[],
+                &mut Scratch::default(),
+            )
+            .unwrap();
+            let v = rmpv::decode::read_value(&mut out.as_slice()).unwrap();
+            for n in MANY {
+                let got = get(&v[1], &["out", n]).and_then(|v| v.as_str().map(str::to_string));
+                let want = present.contains(&n).then(|| format!("v-{n}"));
+                assert_eq!(got, want, "{n} with {present:?}");
+            }
+        }
     }
 
     #[test]

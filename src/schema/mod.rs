@@ -95,6 +95,49 @@ pub fn rfc3339_ms(t: EventTime) -> String {
 pub fn rfc3339_text(t: EventTime) -> Rfc3339 {
     let secs = i64::from(t.secs);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // The date changes once a day while records come by the thousand: the last one's is kept.
+    thread_local! {
+        static LAST_DATE: std::cell::Cell<(i64, [u8; 10])> = const { std::cell::Cell::new((i64::MIN, [0; 10])) };
+    }
+    let date = LAST_DATE.with(|last| {
+        let (d, text) = last.get();
+        if d == days {
+            return text;
+        }
+        let text = civil_date(days);
+        last.set((days, text));
+        text
+    });
+    let mut b = *b"0000-00-00T00:00:00.000Z";
+    if let Some(d) = b.get_mut(..10) {
+        d.copy_from_slice(&date);
+    }
+    let mut two = |at: usize, v: i64| {
+        let v = v.rem_euclid(100) as usize * 2;
+        if let (Some(d), Some(p)) = (b.get_mut(at..at + 2), PAIRS.get(v..v + 2)) {
+            d.copy_from_slice(p);
+        }
+    };
+    two(11, rem / 3600);
+    two(14, rem % 3600 / 60);
+    two(17, rem % 60);
+    let ms = i64::from(t.nanos / 1_000_000);
+    two(21, ms);
+    if let Some(d) = b.get_mut(20) {
+        *d = b'0' + (ms / 100 % 10) as u8;
+    }
+    Rfc3339(b)
+}
+
+/// Two digits at a time from a table: a time is written for every normalized record.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// `YYYY-MM-DD` of a day since 1970-01-01.
+fn civil_date(days: i64) -> [u8; 10] {
     // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -105,13 +148,7 @@ pub fn rfc3339_text(t: EventTime) -> Rfc3339 {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut b = *b"0000-00-00T00:00:00.000Z";
-    // Two digits at a time from a table: one of these is written for every normalized record.
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
+    let mut b = *b"0000-00-00";
     let mut two = |at: usize, v: i64| {
         let v = v.rem_euclid(100) as usize * 2;
         if let (Some(d), Some(p)) = (b.get_mut(at..at + 2), PAIRS.get(v..v + 2)) {
@@ -122,15 +159,7 @@ pub fn rfc3339_text(t: EventTime) -> Rfc3339 {
     two(2, year);
     two(5, month);
     two(8, day);
-    two(11, rem / 3600);
-    two(14, rem % 3600 / 60);
-    two(17, rem % 60);
-    let ms = i64::from(t.nanos / 1_000_000);
-    two(21, ms);
-    if let Some(d) = b.get_mut(20) {
-        *d = b'0' + (ms / 100 % 10) as u8;
-    }
-    Rfc3339(b)
+    b
 }
 
 /// An RFC 3339 time of 24 ASCII bytes.
