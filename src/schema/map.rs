@@ -205,6 +205,7 @@ impl Shape {
         if none_when(v, &|_| true) {
             let mut names = Vec::new();
             fields_of(v, &mut names);
+            when_fields(v, &mut names);
             for n in names {
                 if let Some(slot) = set.slot_of(n) {
                     needs |= slot_bit(slot);
@@ -299,9 +300,36 @@ fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
         }
     }
     ops.extend(open.iter().map(|_| Op::Close));
-    let mut ops = fold_constant_maps(ops);
+    let mut ops = fold_single_leaf_maps(fold_constant_maps(ops));
     link_maps(&mut ops);
     ops
+}
+
+/// Replaces each map that holds one leaf and nothing else by that leaf, its key preceded by
+/// the map's key and a one-entry map header (`url` > `full` becomes one step writing
+/// `"url": {"full": ...}`): one step instead of three, and a leaf without a value still leaves
+/// the whole map out, key and all. Maps of such maps fold in turn.
+fn fold_single_leaf_maps(ops: Vec<Op>) -> Vec<Op> {
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            Op::Close => match (out.pop(), out.pop()) {
+                (Some(Op::Leaf(inner, v, shape)), Some(Op::Open(outer, ..))) => {
+                    let mut key = outer.as_slice().to_vec();
+                    key.push(0x81);
+                    key.extend_from_slice(inner.as_slice());
+                    out.push(Op::Leaf(Block::of(key), v, shape));
+                }
+                (last, before) => {
+                    out.extend(before);
+                    out.extend(last);
+                    out.push(Op::Close);
+                }
+            },
+            op => out.push(op),
+        }
+    }
+    out
 }
 
 /// Fills in each `Open`'s fields and end (see `Op::Open`).
@@ -589,7 +617,7 @@ fn fields_of(v: &V, names: &mut Vec<&'static str>) {
 /// Whether `v` surely has no value when the fields for which `absent` holds are absent. With
 /// `&|_| true`: whether it has none without any of the fields it maps (`fields_of`), so that a
 /// record lacking them all can skip it unseen; constants, conditions and defaults have values
-/// of their own.
+/// of their own, and so do conditions that can hold without the fields they read.
 fn none_when(v: &V, absent: &dyn Fn(&str) -> bool) -> bool {
     match v {
         V::Field(n)
@@ -606,7 +634,23 @@ fn none_when(v: &V, absent: &dyn Fn(&str) -> bool) -> bool {
             .iter()
             .all(|(_, v)| is_constant(v) || none_when(v, absent)),
         V::Arr(vs) | V::First(vs) => vs.iter().all(|v| none_when(v, absent)),
+        // A choice by conditions has none when none of them can hold (`tls.established` of a
+        // record without `tlsUsed`): their fields are then what it needs.
+        V::When(cs) => cs.iter().all(|(c, _)| fails_when(c, absent)),
+        V::WhenInt(cs) => cs.iter().all(|(c, _)| fails_when(c, absent)),
+        V::WhenBool(cs) => cs.iter().all(|(c, _)| fails_when(c, absent)),
         _ => false,
+    }
+}
+
+/// Whether a condition surely fails when the fields for which `absent` holds are absent (as
+/// `Reader::holds` reads an absent field: no text, no number).
+fn fails_when(c: &Cond, absent: &dyn Fn(&str) -> bool) -> bool {
+    match c {
+        Cond::Present(n) | Cond::Is(n, _) | Cond::IsNot(n, _) | Cond::AtLeast(n, _) => absent(n),
+        Cond::Any(cs) => cs.iter().all(|c| fails_when(c, absent)),
+        Cond::All(cs) => cs.iter().any(|c| fails_when(c, absent)),
+        Cond::Always => false,
     }
 }
 
@@ -840,7 +884,12 @@ impl<'a, 's> Reader<'a, 's> {
             V::Id => put_text(out, self.f.id),
             V::Dataset => {
                 let (a, b) = ("mimecast.", self.f.source);
-                let _ = rmp::encode::write_str_len(out, (a.len() + b.len()) as u32);
+                match a.len() + b.len() {
+                    n @ 0..32 => out.push(0xa0 | n as u8),
+                    n => {
+                        let _ = rmp::encode::write_str_len(out, n as u32);
+                    }
+                }
                 out.extend_from_slice(a.as_bytes());
                 out.extend_from_slice(b.as_bytes());
                 true
