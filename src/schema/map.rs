@@ -1395,10 +1395,15 @@ mod tests {
     }
 
     fn encode(json: &str) -> rmpv::Value {
+        encode_with(&TEST, json)
+    }
+
+    /// One synthetic record through `mapping`: the body.
+    fn encode_with(mapping: &'static Mapping, json: &str) -> rmpv::Value {
         let mut out = Vec::new();
         let layout = Layout {
             source: "t",
-            norm: Some(&TEST),
+            norm: Some(mapping),
         };
         let mut scratch = Scratch::default();
         encode_as(
@@ -1425,37 +1430,16 @@ mod tests {
         })
     }
 
-    /// Seventy synthetic field names, `f00` to `f69`: more than a record's mask has bits.
-    const MANY: [&str; 70] = {
-        const D: &[u8; 10] = b"0123456789";
-        const NAMES: [[u8; 3]; 70] = {
-            let mut n = [[b'f', b'0', b'0']; 70];
-            let mut i = 0;
-            while i < 70 {
-                n[i][1] = D[i / 10];
-                n[i][2] = D[i % 10];
-                i += 1;
-            }
-            n
-        };
-        let mut out = [""; 70];
-        let mut i = 0;
-        while i < 70 {
-            out[i] = match std::str::from_utf8(&NAMES[i]) {
-                Ok(s) => s,
-                Err(_) => "",
-            };
-            i += 1;
-        }
-        out
-    };
-
     #[test]
     fn fields_past_the_masks_last_bit_still_map() {
+        // Seventy synthetic field names, `f00` to `f69`: more than a record's mask has bits.
+        let many: Vec<&'static str> = (0..70)
+            .map(|i| &*Box::leak(format!("f{i:02}").into_boxed_str()))
+            .collect();
         // Each field in a leaf of its own under `out.<name>`: the last ones share the mask's
         // last bit, and must be neither skipped when present nor written when absent.
         let leaves: &'static [Leaf] = Box::leak(
-            MANY.iter()
+            many.iter()
                 .map(|n| {
                     let path: &'static [&'static str] = Box::leak(Box::new(["out", *n]));
                     l(path, V::Field(n))
@@ -1479,23 +1463,9 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let mut out = Vec::new();
-            let layout = Layout {
-                source: "t",
-                norm: Some(mapping),
-            };
-            encode_as(
-                &mut out,
-                json.as_bytes(),
-                TimeField::Now,
-                &layout,
-                &[],
-                &mut Scratch::default(),
-            )
-            .unwrap();
-            let v = rmpv::decode::read_value(&mut out.as_slice()).unwrap();
-            for n in MANY {
-                let got = get(&v[1], &["out", n]).and_then(|v| v.as_str().map(str::to_string));
+            let body = encode_with(mapping, &json);
+            for &n in &many {
+                let got = get(&body, &["out", n]).and_then(|v| v.as_str().map(str::to_string));
                 let want = present.contains(&n).then(|| format!("v-{n}"));
                 assert_eq!(got, want, "{n} with {present:?}");
             }
