@@ -774,23 +774,30 @@ enum Captured {
 /// few instructions (a record writes dozens of short strings).
 #[inline]
 pub fn put_str(out: &mut Vec<u8>, s: &str) {
-    let n = s.len();
+    let n = put_str_header(out, s.len());
+    out.extend_from_slice(s.as_bytes().get(..n).unwrap_or_default());
+}
+
+/// Writes the header of a msgpack string of `n` bytes. Returns how many of them to write: all,
+/// but past 4 GiB (never: a record is far smaller) the text is cut, so the framing holds.
+#[inline]
+pub fn put_str_header(out: &mut Vec<u8>, n: usize) -> usize {
     if n < 32 {
         out.push(0xa0 | n as u8);
+        n
     } else if n < 256 {
         out.extend_from_slice(&[0xd9, n as u8]);
-    } else if let Ok(n) = u16::try_from(n) {
+        n
+    } else if let Ok(m) = u16::try_from(n) {
         out.push(0xda);
-        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&m.to_be_bytes());
+        n
     } else {
-        // Past 4 GiB (never: a record is far smaller) the text is cut, so the framing holds.
-        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        let m = u32::try_from(n).unwrap_or(u32::MAX);
         out.push(0xdb);
-        out.extend_from_slice(&n.to_be_bytes());
-        out.extend_from_slice(s.as_bytes().get(..n as usize).unwrap_or_default());
-        return;
+        out.extend_from_slice(&m.to_be_bytes());
+        m as usize
     }
-    out.extend_from_slice(s.as_bytes());
 }
 
 /// Reserves one byte for a map or array header whose entries are not counted yet: most have

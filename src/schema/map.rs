@@ -4,7 +4,8 @@
 //! are merged and sorted by path for the writer.
 
 use crate::encode::{
-    close_header, open_header, put_str, same_text, slot_bit, Cap, CaptureSet, Facts, Normalize,
+    close_header, open_header, put_str, put_str_header, same_text, slot_bit, Cap, CaptureSet,
+    Facts, Normalize,
 };
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -160,6 +161,13 @@ enum Block {
 
 const BLOCK: usize = 32;
 
+/// A map key, msgpack-encoded.
+fn key_bytes(k: &str) -> Vec<u8> {
+    let mut b = Vec::with_capacity(k.len() + 2);
+    put_str(&mut b, k);
+    b
+}
+
 impl Block {
     fn of(bytes: Vec<u8>) -> Block {
         let mut b = [0; BLOCK];
@@ -174,9 +182,7 @@ impl Block {
 
     /// A key's block.
     fn key(k: &str) -> Block {
-        let mut b = Vec::with_capacity(k.len() + 2);
-        put_str(&mut b, k);
-        Block::of(b)
+        Block::of(key_bytes(k))
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -262,11 +268,6 @@ const MAX_NESTING: usize = 8;
 
 /// The steps that write `leaves` (sorted by path) as nested maps.
 fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
-    let key = |k: &str| {
-        let mut b = Vec::with_capacity(k.len() + 2);
-        put_str(&mut b, k);
-        b
-    };
     let mut ops = Vec::new();
     let mut open: Vec<&str> = Vec::new();
     for leaf in leaves {
@@ -292,44 +293,18 @@ fn ops_of(leaves: &[&'static Leaf], set: &CaptureSet) -> Vec<Op> {
             open.push(d);
             ops.push(Op::Open(Block::key(d), 0, 0));
         }
-        let mut bytes = key(name);
+        let mut bytes = key_bytes(name);
         if put_const(&leaf.v, &mut bytes) {
             push_const(&mut ops, bytes, 1);
         } else {
-            ops.push(Op::Leaf(Block::key(name), &leaf.v, Shape::of(&leaf.v, set)));
+            // `put_const` wrote nothing: the bytes are the key's.
+            ops.push(Op::Leaf(Block::of(bytes), &leaf.v, Shape::of(&leaf.v, set)));
         }
     }
     ops.extend(open.iter().map(|_| Op::Close));
-    let mut ops = fold_single_leaf_maps(fold_constant_maps(ops));
+    let mut ops = fold_maps(ops);
     link_maps(&mut ops);
     ops
-}
-
-/// Replaces each map that holds one leaf and nothing else by that leaf, its key preceded by
-/// the map's key and a one-entry map header (`url` > `full` becomes one step writing
-/// `"url": {"full": ...}`): one step instead of three, and a leaf without a value still leaves
-/// the whole map out, key and all. Maps of such maps fold in turn.
-fn fold_single_leaf_maps(ops: Vec<Op>) -> Vec<Op> {
-    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
-    for op in ops {
-        match op {
-            Op::Close => match (out.pop(), out.pop()) {
-                (Some(Op::Leaf(inner, v, shape)), Some(Op::Open(outer, ..))) => {
-                    let mut key = outer.as_slice().to_vec();
-                    key.push(0x81);
-                    key.extend_from_slice(inner.as_slice());
-                    out.push(Op::Leaf(Block::of(key), v, shape));
-                }
-                (last, before) => {
-                    out.extend(before);
-                    out.extend(last);
-                    out.push(Op::Close);
-                }
-            },
-            op => out.push(op),
-        }
-    }
-    out
 }
 
 /// Fills in each `Open`'s fields and end (see `Op::Open`).
@@ -364,9 +339,14 @@ fn link_maps(ops: &mut [Op]) {
     }
 }
 
-/// Replaces each map whose entries are all constant by one constant entry, so that writing it
-/// is one copy.
-fn fold_constant_maps(ops: Vec<Op>) -> Vec<Op> {
+/// Folds the maps whose writing can be settled before any record comes, innermost first:
+/// - a map whose entries are all constant becomes one constant entry, so that writing it is
+///   one copy;
+/// - a map that holds one leaf and nothing else becomes that leaf, its key preceded by the
+///   map's key and a one-entry map header (`url` > `full` becomes one step writing
+///   `"url": {"full": ...}`): one step instead of three, and a leaf without a value still
+///   leaves the whole map out, key and all.
+fn fold_maps(ops: Vec<Op>) -> Vec<Op> {
     let mut out: Vec<Op> = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
@@ -376,6 +356,12 @@ fn fold_constant_maps(ops: Vec<Op>) -> Vec<Op> {
                     let _ = rmp::encode::write_map_len(&mut bytes, n);
                     bytes.extend_from_slice(&body);
                     push_const(&mut out, bytes, 1);
+                }
+                (Some(Op::Leaf(inner, v, shape)), Some(Op::Open(outer, ..))) => {
+                    let mut key = outer.as_slice().to_vec();
+                    key.push(0x81);
+                    key.extend_from_slice(inner.as_slice());
+                    out.push(Op::Leaf(Block::of(key), v, shape));
                 }
                 (last, before) => {
                     out.extend(before);
@@ -884,12 +870,8 @@ impl<'a, 's> Reader<'a, 's> {
             V::Id => put_text(out, self.f.id),
             V::Dataset => {
                 let (a, b) = ("mimecast.", self.f.source);
-                match a.len() + b.len() {
-                    n @ 0..32 => out.push(0xa0 | n as u8),
-                    n => {
-                        let _ = rmp::encode::write_str_len(out, n as u32);
-                    }
-                }
+                // A source's name is short: the text is never cut.
+                put_str_header(out, a.len() + b.len());
                 out.extend_from_slice(a.as_bytes());
                 out.extend_from_slice(b.as_bytes());
                 true

@@ -112,17 +112,11 @@ pub fn rfc3339_text(t: EventTime) -> Rfc3339 {
     if let Some(d) = b.get_mut(..10) {
         d.copy_from_slice(&date);
     }
-    let mut two = |at: usize, v: i64| {
-        let v = v.rem_euclid(100) as usize * 2;
-        if let (Some(d), Some(p)) = (b.get_mut(at..at + 2), PAIRS.get(v..v + 2)) {
-            d.copy_from_slice(p);
-        }
-    };
-    two(11, rem / 3600);
-    two(14, rem % 3600 / 60);
-    two(17, rem % 60);
+    put_two(&mut b, 11, rem / 3600);
+    put_two(&mut b, 14, rem % 3600 / 60);
+    put_two(&mut b, 17, rem % 60);
     let ms = i64::from(t.nanos / 1_000_000);
-    two(21, ms);
+    put_two(&mut b, 21, ms);
     if let Some(d) = b.get_mut(20) {
         *d = b'0' + (ms / 100 % 10) as u8;
     }
@@ -135,6 +129,14 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
     4041424344454647484950515253545556575859\
     6061626364656667686970717273747576777879\
     8081828384858687888990919293949596979899";
+
+/// Writes the last two decimal digits of `v` at `at`.
+fn put_two(b: &mut [u8], at: usize, v: i64) {
+    let v = v.rem_euclid(100) as usize * 2;
+    if let (Some(d), Some(p)) = (b.get_mut(at..at + 2), PAIRS.get(v..v + 2)) {
+        d.copy_from_slice(p);
+    }
+}
 
 /// `YYYY-MM-DD` of a day since 1970-01-01.
 fn civil_date(days: i64) -> [u8; 10] {
@@ -149,16 +151,10 @@ fn civil_date(days: i64) -> [u8; 10] {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     let mut b = *b"0000-00-00";
-    let mut two = |at: usize, v: i64| {
-        let v = v.rem_euclid(100) as usize * 2;
-        if let (Some(d), Some(p)) = (b.get_mut(at..at + 2), PAIRS.get(v..v + 2)) {
-            d.copy_from_slice(p);
-        }
-    };
-    two(0, year / 100);
-    two(2, year);
-    two(5, month);
-    two(8, day);
+    put_two(&mut b, 0, year / 100);
+    put_two(&mut b, 2, year);
+    put_two(&mut b, 5, month);
+    put_two(&mut b, 8, day);
     b
 }
 
