@@ -82,6 +82,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "proxy", default: None, parse: parse::proxy, description: "HTTP(S) proxy for all requests, e.g. http://user:password@proxy.example:3128 (credentials are kept secret). Without it, HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment apply." },
     Property { name: "ca_file", default: None, parse: parse::ca_file, description: "Extra PEM CA certificate(s) to trust, for TLS-inspecting proxies; the system trust store is always used too." },
     Property { name: "state_dir", default: Some(DEFAULT_STATE_DIR), parse: parse::state_dir, description: "Directory for the saved positions (one small JSON file per instance); must be writable." },
+    Property { name: "state_sync", default: Some("normal"), parse: parse::state_sync, description: "When the saved positions are synced to the disk, for a power loss or kernel crash (a process crash loses nothing either way): normal, at most once a second and at stop, the positions going back by about a second after a power loss (records come again, none lost); full, at every write, as before records are taken on, at a cost in CPU and latency on a slow disk." },
     Property { name: "state_reset", default: None, parse: parse::state_reset, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
     Property { name: "startup_check", default: Some("off"), parse: parse::startup_check, description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
     Property { name: "buffer_max_size", default: Some("32M"), parse: parse::buffer_max_size, description: "Most bytes of records handed to Fluent Bit at once, and the most the one buffer the records wait in holds (k, M suffixes; 64k-64M). With handoff collect, it caps how fast a backlog drains (this much a second)." },
@@ -112,6 +113,7 @@ pub struct Config {
     pub batch_concurrency: usize,
     pub state_dir: PathBuf,
     pub state_reset: Option<String>,
+    pub state_sync: crate::state::StateSync,
     pub overlap: Duration,
     pub threat_intel_feeds: Vec<String>,
     pub threat_intel_format: String,
@@ -453,6 +455,14 @@ mod parse {
         d.c.state_dir = PathBuf::from(v.unwrap_or(DEFAULT_STATE_DIR));
     }
 
+    pub fn state_sync(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("normal") => d.c.state_sync = crate::state::StateSync::Normal,
+            Some("full") => d.c.state_sync = crate::state::StateSync::Full,
+            Some(other) => e.push(format!("'{other}' is not normal or full")),
+        }
+    }
+
     pub fn state_reset(d: &mut Draft, v: Option<&str>, _: &mut Vec<String>) {
         d.c.state_reset = v.map(str::to_string);
     }
@@ -481,6 +491,7 @@ impl Draft {
                 batch_concurrency: 0,
                 state_dir: PathBuf::new(),
                 state_reset: None,
+                state_sync: crate::state::StateSync::Normal,
                 overlap: Duration::ZERO,
                 threat_intel_feeds: Vec::new(),
                 threat_intel_format: String::new(),

@@ -43,6 +43,7 @@ impl Instance {
             &cfg.state_dir,
             &file,
             cfg.state_reset.as_deref(),
+            cfg.state_sync,
             log.clone(),
         )?;
         Instance::start(name, cfg, log, Arc::new(store)).map_err(InstanceError::Start)
@@ -217,6 +218,8 @@ impl Instance {
                     .error("the pulling thread ended with an internal error");
             }
         }
+        // What was taken last is on the disk before Fluent Bit goes on (to exit or reload).
+        self.state.sync_now();
         self.log.debug("stopped");
     }
 }

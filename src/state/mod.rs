@@ -2,9 +2,19 @@
 //!
 //! A position (cursor) of a stream is written only when the records before it have been taken
 //! by Fluent Bit (the cleanup callback after append), so a crash at any instant loses nothing:
-//! on restart collection resumes from the last written position. Writes are atomic (temporary
-//! file, fsync, rename, fsync of the directory); a corrupt or unreadable file is moved aside and
-//! reported, and collection starts again from `initial_lookback`.
+//! on restart collection resumes from the last written position. Every write replaces the file
+//! whole (temporary file, rename), so a process that dies at any instant leaves the old or the
+//! new positions, and the next start reads them.
+//!
+//! What reaches the disk itself, for a power loss or a kernel crash, follows `state_sync`
+//! ([`StateSync`]), as Fluent Bit's `storage.sync` does for its own buffers: `full` syncs every
+//! write (fsync of the file, rename, fsync of the directory); `normal`, the default, syncs at
+//! most once a second ([`DURABLE_EVERY`]) and when the instance stops, and then also writes the
+//! same positions, synced, to `<file>.checkpoint`. After a power loss the file is then the
+//! synced one or newer, or, on a filesystem that can leave a renamed file empty, unusable: the
+//! checkpoint is read instead. Positions then go back by at most about a second, so records
+//! come again; none are lost. A file that is unusable with no usable checkpoint is moved aside
+//! and reported, and collection starts again from `initial_lookback`.
 //!
 //! # The state format (version 1), the one description of it
 //!
@@ -34,7 +44,7 @@
 pub mod cursor;
 
 use crate::log::{Level, Logger};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,10 +63,32 @@ pub enum StateError {
     Read(PathBuf, std::io::Error),
 }
 
+/// How often the positions are made to survive a power loss (`state_sync`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateSync {
+    /// Every write is synced before the next records are taken.
+    Full,
+    /// Synced at most once per [`DURABLE_EVERY`], and when the instance stops.
+    Normal,
+}
+
+/// How far apart `state_sync normal` syncs the positions to the disk.
+pub const DURABLE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct StateStore {
     path: Option<PathBuf>,
     data: Mutex<Data>,
     log: Logger,
+    sync: StateSync,
+    /// Held while writing (one writer at a time); when the last synced write was.
+    disk: Mutex<Disk>,
+}
+
+#[derive(Default)]
+struct Disk {
+    synced_at: Option<std::time::Instant>,
+    /// A write since the last synced one: the stop syncs it.
+    unsynced: bool,
 }
 
 #[derive(Default, Clone)]
@@ -92,6 +124,8 @@ impl StateStore {
             path: None,
             data: Mutex::new(Data::default()),
             log,
+            sync: StateSync::Full,
+            disk: Mutex::new(Disk::default()),
         }
     }
 
@@ -101,6 +135,7 @@ impl StateStore {
         dir: &Path,
         name: &str,
         reset: Option<&str>,
+        sync: StateSync,
         log: Logger,
     ) -> Result<StateStore, StateError> {
         let d = || dir.to_path_buf();
@@ -109,6 +144,7 @@ impl StateStore {
         std::fs::write(&probe, b"ok").map_err(|e| StateError::NotWritable(d(), e))?;
         let _ = std::fs::remove_file(&probe);
         let path = dir.join(name);
+        let checkpoint = checkpoint_path(&path);
         let mut data = match std::fs::read(&path) {
             Ok(bytes) => match parse(&bytes) {
                 Ok(d) => {
@@ -122,15 +158,34 @@ impl StateStore {
                     let aside = path
                         .with_extension(format!("corrupt-{}", jiff::Timestamp::now().as_second()));
                     let moved = std::fs::rename(&path, &aside).is_ok();
-                    log.error(format_args!(
-                        "state file {} is unusable ({why}); {}; collection starts again from initial_lookback",
-                        path.display(),
-                        if moved { format!("kept it as {}", aside.display()) } else { "could not move it aside".into() }
-                    ));
-                    Data::default()
+                    let kept = if moved {
+                        format!("kept it as {}", aside.display())
+                    } else {
+                        "could not move it aside".into()
+                    };
+                    match std::fs::read(&checkpoint).map(|b| parse(&b)) {
+                        Ok(Ok(d)) => {
+                            log.warn(format_args!(
+                                "state file {} is unusable ({why}; a power loss can leave it so); {kept}; resuming from the last synced positions in {}: records taken since may come again",
+                                path.display(),
+                                checkpoint.display()
+                            ));
+                            d
+                        }
+                        _ => {
+                            log.error(format_args!(
+                                "state file {} is unusable ({why}); {kept}; collection starts again from initial_lookback",
+                                path.display()
+                            ));
+                            Data::default()
+                        }
+                    }
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Without the file its checkpoint is stale (the file was removed to start
+                // over): it must not bring old positions back later.
+                let _ = std::fs::remove_file(&checkpoint);
                 log.info(format_args!(
                     "no saved positions yet ({}); starting from initial_lookback",
                     path.display()
@@ -150,10 +205,16 @@ impl StateStore {
                 };
             }
         }
+        if sync == StateSync::Full {
+            // Written only by `normal`: a left-over one would only get older.
+            let _ = std::fs::remove_file(&checkpoint);
+        }
         let store = StateStore {
             path: Some(path),
             data: Mutex::new(data),
             log,
+            sync,
+            disk: Mutex::new(Disk::default()),
         };
         store.save();
         Ok(store)
@@ -193,12 +254,38 @@ impl StateStore {
     }
 
     fn save(&self) {
+        self.write(false);
+    }
+
+    /// Writes the positions out; synced if `state_sync` asks for it now, or `force`.
+    fn write(&self, force: bool) {
         let Some(path) = &self.path else { return };
-        let d = self.lock().clone();
-        let doc =
-            json!({"version": FORMAT_VERSION, "reset_token": d.reset_token, "cursors": d.cursors});
-        match write_atomic(path, doc.to_string().as_bytes()) {
-            Ok(()) => self.log.resolved("state-write", "state file written again"),
+        // One writer at a time, and the newest positions last.
+        let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+        if force && !disk.unsynced {
+            return;
+        }
+        let text = self.text();
+        let sync = force
+            || match self.sync {
+                StateSync::Full => true,
+                StateSync::Normal => disk.synced_at.is_none_or(|t| t.elapsed() >= DURABLE_EVERY),
+            };
+        let written = write_file(path, text.as_bytes(), sync).and_then(|()| {
+            if sync && self.sync == StateSync::Normal {
+                write_file(&checkpoint_path(path), text.as_bytes(), true)
+            } else {
+                Ok(())
+            }
+        });
+        match written {
+            Ok(()) => {
+                if sync {
+                    disk.synced_at = Some(std::time::Instant::now());
+                }
+                disk.unsynced = !sync;
+                self.log.resolved("state-write", "state file written again")
+            }
             Err(e) => self.log.problem(
                 "state-write",
                 Level::Error,
@@ -206,6 +293,41 @@ impl StateStore {
             ),
         }
     }
+
+    /// Syncs the last positions to the disk if they are not yet (the instance stops).
+    pub fn sync_now(&self) {
+        self.write(true);
+    }
+
+    /// The file's text, written straight from the positions (no copy of them).
+    fn text(&self) -> String {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            cursors: &'a BTreeMap<String, String>,
+            reset_token: &'a Option<String>,
+            version: u64,
+        }
+        let d = self.lock();
+        serde_json::to_string(&Doc {
+            cursors: &d.cursors,
+            reset_token: &d.reset_token,
+            version: FORMAT_VERSION,
+        })
+        .unwrap_or_default()
+    }
+}
+
+impl Drop for StateStore {
+    fn drop(&mut self) {
+        self.sync_now();
+    }
+}
+
+/// Where `state_sync normal` keeps the last synced positions beside the file.
+fn checkpoint_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".checkpoint");
+    PathBuf::from(name)
 }
 
 fn parse(bytes: &[u8]) -> Result<Data, String> {
@@ -240,17 +362,25 @@ fn parse(bytes: &[u8]) -> Result<Data, String> {
     })
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
+/// Replaces `path` whole: a temporary file renamed over it. With `sync`, the data is on the
+/// disk before the rename and the rename before returning.
+fn write_file(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+    if sync {
+        if let Some(dir) = path.parent() {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
         }
     }
     Ok(())
@@ -275,7 +405,8 @@ mod tests {
         )
         .unwrap();
         let (sink, log) = logger();
-        let store = StateStore::open(&dir, name, Some("2026-11-30"), log).unwrap();
+        let store =
+            StateStore::open(&dir, name, Some("2026-11-30"), StateSync::Normal, log).unwrap();
         let lines = sink.0.lock().unwrap().clone();
         assert!(
             lines
@@ -352,14 +483,14 @@ mod tests {
     fn positions_survive_a_restart() {
         let dir = tmpdir("restart");
         let (_, log) = logger();
-        let s = StateStore::open(&dir, "a.json", None, log.clone()).unwrap();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
         s.apply([("siem_cg/receipt".to_string(), "c1".to_string())]);
         s.apply([
             ("siem_cg/receipt".to_string(), "c2".to_string()),
             ("siem_cg/av".to_string(), "x".to_string()),
         ]);
         drop(s);
-        let s = StateStore::open(&dir, "a.json", None, log).unwrap();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
         assert_eq!(s.get("siem_cg/receipt").as_deref(), Some("c2"));
         assert_eq!(s.get("siem_cg/av").as_deref(), Some("x"));
         assert!(!dir.join("a.json.tmp").exists());
@@ -371,7 +502,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("a.json"), b"{\"version\":1,\"cursors\":{\"k\":").unwrap();
         let (cap, log) = logger();
-        let s = StateStore::open(&dir, "a.json", None, log).unwrap();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
         assert!(s.get("k").is_none());
         let logs = cap.0.lock().unwrap().clone();
         assert!(
@@ -387,7 +518,7 @@ mod tests {
             .contains("corrupt-")));
         std::fs::write(dir.join("b.json"), br#"{"version":99,"cursors":{}}"#).unwrap();
         let (cap, log) = logger();
-        StateStore::open(&dir, "b.json", None, log).unwrap();
+        StateStore::open(&dir, "b.json", None, StateSync::Normal, log).unwrap();
         assert!(cap
             .0
             .lock()
@@ -396,27 +527,128 @@ mod tests {
             .any(|(_, m)| m.contains("format version 99")));
     }
 
+    fn read_cursor(path: &Path, key: &str) -> Option<String> {
+        let data = parse(&std::fs::read(path).ok()?).ok()?;
+        data.cursors.get(key).cloned()
+    }
+
+    fn kv(k: &str, v: &str) -> [(String, String); 1] {
+        [(k.to_string(), v.to_string())]
+    }
+
+    /// `normal`: every write replaces the file, a synced copy is kept beside it at most once
+    /// a second, and stopping syncs the last positions into it.
+    #[test]
+    fn normal_sync_keeps_a_synced_checkpoint_at_most_once_a_second() {
+        let dir = tmpdir("normal");
+        let (_, log) = logger();
+        let (file, checkpoint) = (dir.join("a.json"), dir.join("a.json.checkpoint"));
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
+        s.apply(kv("k", "1"));
+        s.apply(kv("k", "2"));
+        assert_eq!(read_cursor(&file, "k").as_deref(), Some("2"), "every write");
+        assert_eq!(
+            read_cursor(&checkpoint, "k"),
+            None,
+            "synced at open, not again within the second"
+        );
+        std::thread::sleep(DURABLE_EVERY);
+        s.apply(kv("k", "3"));
+        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("3"));
+        s.apply(kv("k", "4"));
+        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("3"));
+        s.sync_now();
+        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("4"), "stop");
+        s.apply(kv("k", "5"));
+        drop(s);
+        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("5"), "drop");
+        assert!(!dir.join("a.json.tmp").exists());
+    }
+
+    /// A file a power loss left empty (a renamed file whose data never reached the disk) gives
+    /// way to the checkpoint; a file removed takes its checkpoint with it; `full` keeps none.
+    #[test]
+    fn the_checkpoint_stands_in_for_an_unusable_file_only() {
+        let dir = tmpdir("checkpoint");
+        let (_, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
+        std::thread::sleep(DURABLE_EVERY);
+        s.apply(kv("k", "synced"));
+        s.apply(kv("k", "newer"));
+        std::mem::forget(s); // a power loss: no stop, no last sync
+        std::fs::write(dir.join("a.json"), b"").unwrap();
+        let (cap, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
+        assert_eq!(s.get("k").as_deref(), Some("synced"));
+        let logs = cap.0.lock().unwrap().clone();
+        assert!(
+            logs.iter().any(|(l, m)| *l == Level::Warn
+                && m.contains("unusable")
+                && m.contains("a.json.checkpoint")
+                && m.contains("may come again")),
+            "{logs:?}"
+        );
+        drop(s);
+
+        std::fs::remove_file(dir.join("a.json")).unwrap();
+        let (_, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
+        assert!(s.get("k").is_none(), "removed to start over");
+        drop(s);
+        std::fs::write(dir.join("a.json"), b"").unwrap();
+        let (_, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
+        assert!(
+            s.get("k").is_none(),
+            "the stale checkpoint went with the file"
+        );
+        drop(s);
+
+        let (_, log) = logger();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Full, log).unwrap();
+        s.apply(kv("k", "full"));
+        assert!(!dir.join("a.json.checkpoint").exists());
+        assert_eq!(
+            read_cursor(&dir.join("a.json"), "k").as_deref(),
+            Some("full")
+        );
+    }
+
     #[test]
     fn reset_token_forgets_positions_once() {
         let dir = tmpdir("reset");
         let (_, log) = logger();
-        let s = StateStore::open(&dir, "a.json", None, log.clone()).unwrap();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
         s.apply([("k".to_string(), "v".to_string())]);
         drop(s);
-        let s = StateStore::open(&dir, "a.json", Some("2026-11-23"), log.clone()).unwrap();
+        let s = StateStore::open(
+            &dir,
+            "a.json",
+            Some("2026-11-23"),
+            StateSync::Normal,
+            log.clone(),
+        )
+        .unwrap();
         assert!(s.get("k").is_none(), "reset on a new token");
         s.apply([("k".to_string(), "w".to_string())]);
         drop(s);
-        let s = StateStore::open(&dir, "a.json", Some("2026-11-23"), log).unwrap();
+        let s =
+            StateStore::open(&dir, "a.json", Some("2026-11-23"), StateSync::Normal, log).unwrap();
         assert_eq!(s.get("k").as_deref(), Some("w"), "same token: kept");
     }
 
     #[test]
     fn unwritable_directory_is_a_clear_error() {
         let (_, log) = logger();
-        let e = StateStore::open(Path::new("/proc/mimecast-state"), "a.json", None, log)
-            .err()
-            .unwrap();
+        let e = StateStore::open(
+            Path::new("/proc/mimecast-state"),
+            "a.json",
+            None,
+            StateSync::Normal,
+            log,
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().starts_with("property 'state_dir'"), "{e}");
     }
 
