@@ -32,6 +32,10 @@ pub struct HostRun {
     pub peak_mb: f64,
     /// Median VmRSS over the second half of the drain, MB.
     pub steady_mb: f64,
+    /// CPU seconds per thread name when the last record was counted, most first.
+    pub threads: Vec<(String, f64)>,
+    /// Of `cpu`, the seconds spent in the kernel.
+    pub sys: f64,
 }
 
 impl HostRun {
@@ -80,16 +84,42 @@ fn memory_kb(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// utime + stime of the process, seconds.
-fn cpu_s(pid: u32) -> f64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// (utime, stime) in seconds from a `/proc/.../stat` file.
+fn stat_cpu(path: &Path) -> (f64, f64) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at state (field 3).
     let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
     // SAFETY: sysconf only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    (ticks(11) + ticks(12)) / hz
+    (ticks(11) / hz, ticks(12) / hz)
+}
+
+/// utime + stime of the process, seconds.
+fn cpu_s(pid: u32) -> f64 {
+    let (u, s) = stat_cpu(&PathBuf::from(format!("/proc/{pid}/stat")));
+    u + s
+}
+
+/// CPU seconds of the process's live threads, summed per thread name, most first: which part
+/// of Fluent Bit (engine, output workers) or of the plugin (its pulling thread) did the work.
+fn thread_cpu(pid: u32) -> Vec<(String, f64)> {
+    let mut by_name: Vec<(String, f64)> = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for task in tasks {
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        let (u, s) = stat_cpu(&task.join("stat"));
+        let name = name.trim().to_string();
+        match by_name.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, c)) => *c += u + s,
+            None => by_name.push((name, u + s)),
+        }
+    }
+    by_name.sort_by(|a, b| b.1.total_cmp(&a.1));
+    by_name
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -111,7 +141,12 @@ fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Runs `fluent-bit` with `conf` until input `input` counted `total` records (or 30 min passed).
+/// How long a run may count no new record before it is given up (Fluent Bit 4.0.3's `tail`
+/// was seen reading nothing from the file at all).
+const STALL: Duration = Duration::from_secs(90);
+
+/// Runs `fluent-bit` with `conf` until input `input` counted `total` records (or 30 min passed,
+/// or no record came for [`STALL`]).
 fn measure(
     fb: &Path,
     conf: &Path,
@@ -125,9 +160,11 @@ fn measure(
     let t0 = Instant::now();
     let mut child = spawn(fb, &[], conf, log);
     let pid = child.id();
-    let (mut first, mut done, mut cpu) = (None, None, 0.0);
+    let (mut first, mut done, mut cpu, mut sys) = (None, None, 0.0, 0.0);
+    let mut threads = Vec::new();
     let mut samples: Vec<(Duration, u64)> = Vec::new();
     let mut records = 0;
+    let mut moved = Duration::ZERO;
     while t0.elapsed() < limit {
         if let Ok(Some(_)) = child.try_wait() {
             break;
@@ -135,6 +172,16 @@ fn measure(
         let n = input_records(port, input).unwrap_or(0);
         let now = t0.elapsed();
         samples.push((now, memory_kb(pid).0));
+        if n != records || now < Duration::from_secs(1) {
+            moved = now;
+        } else if now - moved > STALL {
+            eprintln!(
+                "mimecast-bench: {label}: no new record for {} s at {n} of {total}; giving up (see {})",
+                STALL.as_secs(),
+                log.display()
+            );
+            break;
+        }
         if n > 0 && first.is_none() {
             first = Some(now);
         }
@@ -142,6 +189,8 @@ fn measure(
         if n >= total {
             done = Some(now);
             cpu = cpu_s(pid);
+            sys = stat_cpu(&PathBuf::from(format!("/proc/{pid}/stat"))).1;
+            threads = thread_cpu(pid);
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -164,6 +213,8 @@ fn measure(
         cpu,
         peak_mb: peak_kb as f64 / 1024.0,
         steady_mb: median(steady),
+        threads,
+        sys,
     }
 }
 
@@ -206,10 +257,13 @@ fn write_ndjson(sim: &Sim, slots: &[(&str, i64)], path: &Path) -> u64 {
 
 fn plugin_input(base: &str, types: &[&str], props: &[String], state: &Path) -> String {
     let mut s = format!(
-        "[INPUT]\n    Name mimecast\n    Tag mimecast\n    client_id sim-client\n    client_secret sim-secret\n    base_url {base}\n    siem_types {}\n    initial_lookback 24h\n    poll_interval 2s\n    state_dir {}\n",
+        "[INPUT]\n    Name mimecast\n    Tag mimecast\n    client_id sim-client\n    client_secret sim-secret\n    base_url {base}\n    siem_types {}\n    initial_lookback 24h\n    poll_interval 2s\n",
         types.join(","),
-        state.display()
     );
+    // `--prop state_dir=...` puts the state elsewhere (on tmpfs, say, to see what the disk costs).
+    if !props.iter().any(|p| p.starts_with("state_dir=")) {
+        s.push_str(&format!("    state_dir {}\n", state.display()));
+    }
     for p in props {
         if let Some((k, v)) = p.split_once('=') {
             s.push_str(&format!("    {k} {v}\n"));
@@ -410,6 +464,22 @@ fn print_table(tail: &HostRun, plugin: &HostRun, n: u64) {
         secs(plugin.done),
         String::new(),
     );
+    for run in [tail, plugin] {
+        let per = |s: f64| s * 1e6 / run.records.max(1) as f64;
+        let parts: Vec<String> = run
+            .threads
+            .iter()
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(n, s)| format!("{n} {:.2}", per(*s)))
+            .collect();
+        println!(
+            "   {}: CPU us/record by thread: {}; kernel {:.2} of {:.2}",
+            run.label,
+            parts.join(", "),
+            per(run.sys),
+            run.cpu_us()
+        );
+    }
     println!(
         "figures: tail_rate={:.0} plugin_rate={:.0} tail_cpu_us={:.3} plugin_cpu_us={:.3} tail_peak_mb={:.1} plugin_peak_mb={:.1} tail_steady_mb={:.1} plugin_steady_mb={:.1} tail_first_s={:.2} plugin_first_s={:.2}",
         tail.rate(),
