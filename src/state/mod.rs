@@ -2,19 +2,27 @@
 //!
 //! A position (cursor) of a stream is written only when the records before it have been taken
 //! by Fluent Bit (the cleanup callback after append), so a crash at any instant loses nothing:
-//! on restart collection resumes from the last written position. Every write replaces the file
-//! whole (temporary file, rename), so a process that dies at any instant leaves the old or the
-//! new positions, and the next start reads them.
+//! on restart collection resumes from the newest position written. A process that dies in the
+//! middle of a write leaves the positions before it readable, so at most the records of that
+//! one hand-off come again.
 //!
 //! What reaches the disk itself, for a power loss or a kernel crash, follows `state_sync`
-//! ([`StateSync`]), as Fluent Bit's `storage.sync` does for its own buffers: `full` syncs every
-//! write (fsync of the file, rename, fsync of the directory); `normal`, the default, syncs at
-//! most once a second ([`DURABLE_EVERY`]) and when the instance stops, and then also writes the
-//! same positions, synced, to `<file>.checkpoint`. After a power loss the file is then the
-//! synced one or newer, or, on a filesystem that can leave a renamed file empty, unusable: the
-//! checkpoint is read instead. Positions then go back by at most about a second, so records
-//! come again; none are lost. A file that is unusable with no usable checkpoint is moved aside
-//! and reported, and collection starts again from `initial_lookback`.
+//! ([`StateSync`]), as Fluent Bit's `storage.sync` does for its own buffers:
+//! - `full`: every write replaces the file whole and synced (temporary file, fsync, rename,
+//!   fsync of the directory).
+//! - `normal`, the default: at most once a second ([`DURABLE_EVERY`]) and when the instance
+//!   stops, the file is replaced so, and a synced copy is written to `<file>.checkpoint`. In
+//!   between, each hand-off overwrites in place one of two slot files, `<file>.0` and
+//!   `<file>.1`, in turn, unsynced: no file is created, renamed or freed per hand-off. Each
+//!   write carries a sequence number (`seq`) and each slot a checksum, so a start reads the
+//!   newest of the four that is whole; one torn by a crash mid-write fails its checksum and the
+//!   other slot holds the write before it.
+//!
+//! After a power loss the positions therefore go back by at most about a second (records come
+//! again, none are lost); a file a filesystem left empty (renamed, its data never written) is
+//! moved aside and the checkpoint stands in. With no usable copy at all, collection starts again
+//! from `initial_lookback`, and an error says so. Removing the file (to start over) makes the
+//! others stale: they are removed with it.
 //!
 //! # The state format (version 1), the one description of it
 //!
@@ -22,8 +30,12 @@
 //! client id and the selection, see [`file_name`]) holds one JSON object:
 //!
 //! ```text
-//! {"cursors": {"<stream key>": "<cursor>", ...}, "reset_token": <string or null>, "version": 1}
+//! {"cursors": {"<stream key>": "<cursor>", ...}, "reset_token": <string or null>, "seq": <n>, "version": 1}
 //! ```
+//!
+//! `seq` counts the writes (0 when absent, as in files of earlier builds). The checkpoint holds
+//! the same object; a slot file holds it followed by a newline and a line of 16 hex digits, the
+//! FNV-1a hash of the object's bytes ([`crate::hash`]).
 //!
 //! A stream key is the source's name (`audit`) or `<source>/<part>` (`siem_cg/receipt`,
 //! `siem_ci/stream`, `threat_intel/malware_grid`). A cursor is a JSON object serialized into a
@@ -80,21 +92,26 @@ pub struct StateStore {
     data: Mutex<Data>,
     log: Logger,
     sync: StateSync,
-    /// Held while writing (one writer at a time); when the last synced write was.
+    /// Held while writing (one writer at a time, the newest positions last).
     disk: Mutex<Disk>,
 }
 
 #[derive(Default)]
 struct Disk {
+    /// The last write's sequence number.
+    seq: u64,
     synced_at: Option<std::time::Instant>,
     /// A write since the last synced one: the stop syncs it.
     unsynced: bool,
+    /// The slot files, opened at their first write.
+    slots: [Option<std::fs::File>; 2],
 }
 
 #[derive(Default, Clone)]
 struct Data {
     cursors: BTreeMap<String, String>,
     reset_token: Option<String>,
+    seq: u64,
 }
 
 /// A name for an instance's state file that stays the same across restarts and differs
@@ -144,56 +161,7 @@ impl StateStore {
         std::fs::write(&probe, b"ok").map_err(|e| StateError::NotWritable(d(), e))?;
         let _ = std::fs::remove_file(&probe);
         let path = dir.join(name);
-        let checkpoint = checkpoint_path(&path);
-        let mut data = match std::fs::read(&path) {
-            Ok(bytes) => match parse(&bytes) {
-                Ok(d) => {
-                    log.info(format_args!(
-                        "resuming from saved positions in {}",
-                        path.display()
-                    ));
-                    d
-                }
-                Err(why) => {
-                    let aside = path
-                        .with_extension(format!("corrupt-{}", jiff::Timestamp::now().as_second()));
-                    let moved = std::fs::rename(&path, &aside).is_ok();
-                    let kept = if moved {
-                        format!("kept it as {}", aside.display())
-                    } else {
-                        "could not move it aside".into()
-                    };
-                    match std::fs::read(&checkpoint).map(|b| parse(&b)) {
-                        Ok(Ok(d)) => {
-                            log.warn(format_args!(
-                                "state file {} is unusable ({why}; a power loss can leave it so); {kept}; resuming from the last synced positions in {}: records taken since may come again",
-                                path.display(),
-                                checkpoint.display()
-                            ));
-                            d
-                        }
-                        _ => {
-                            log.error(format_args!(
-                                "state file {} is unusable ({why}); {kept}; collection starts again from initial_lookback",
-                                path.display()
-                            ));
-                            Data::default()
-                        }
-                    }
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Without the file its checkpoint is stale (the file was removed to start
-                // over): it must not bring old positions back later.
-                let _ = std::fs::remove_file(&checkpoint);
-                log.info(format_args!(
-                    "no saved positions yet ({}); starting from initial_lookback",
-                    path.display()
-                ));
-                Data::default()
-            }
-            Err(e) => return Err(StateError::Read(path, e)),
-        };
+        let mut data = load(&path, &log).map_err(|e| StateError::Read(path.clone(), e))?;
         if let Some(token) = reset {
             if data.reset_token.as_deref() != Some(token) {
                 if !data.cursors.is_empty() {
@@ -202,19 +170,26 @@ impl StateStore {
                 data = Data {
                     cursors: BTreeMap::new(),
                     reset_token: Some(token.to_string()),
+                    seq: data.seq,
                 };
             }
         }
         if sync == StateSync::Full {
-            // Written only by `normal`: a left-over one would only get older.
-            let _ = std::fs::remove_file(&checkpoint);
+            // Written only by `normal`: left-over ones would only get older.
+            for other in others(&path) {
+                let _ = std::fs::remove_file(other);
+            }
         }
+        let disk = Disk {
+            seq: data.seq,
+            ..Disk::default()
+        };
         let store = StateStore {
             path: Some(path),
             data: Mutex::new(data),
             log,
             sync,
-            disk: Mutex::new(Disk::default()),
+            disk: Mutex::new(disk),
         };
         store.save();
         Ok(store)
@@ -260,24 +235,29 @@ impl StateStore {
     /// Writes the positions out; synced if `state_sync` asks for it now, or `force`.
     fn write(&self, force: bool) {
         let Some(path) = &self.path else { return };
-        // One writer at a time, and the newest positions last.
         let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
         if force && !disk.unsynced {
             return;
         }
-        let text = self.text();
         let sync = force
             || match self.sync {
                 StateSync::Full => true,
                 StateSync::Normal => disk.synced_at.is_none_or(|t| t.elapsed() >= DURABLE_EVERY),
             };
-        let written = write_file(path, text.as_bytes(), sync).and_then(|()| {
-            if sync && self.sync == StateSync::Normal {
-                write_file(&checkpoint_path(path), text.as_bytes(), true)
-            } else {
-                Ok(())
-            }
-        });
+        disk.seq += 1;
+        let text = self.text(disk.seq);
+        let written = if sync {
+            write_file(path, text.as_bytes(), true).and_then(|()| {
+                if self.sync == StateSync::Normal {
+                    write_file(&checkpoint_path(path), text.as_bytes(), true)
+                } else {
+                    Ok(())
+                }
+            })
+        } else {
+            let seq = disk.seq;
+            write_slot(&mut disk.slots, path, seq, &text)
+        };
         match written {
             Ok(()) => {
                 if sync {
@@ -300,17 +280,19 @@ impl StateStore {
     }
 
     /// The file's text, written straight from the positions (no copy of them).
-    fn text(&self) -> String {
+    fn text(&self, seq: u64) -> String {
         #[derive(serde::Serialize)]
         struct Doc<'a> {
             cursors: &'a BTreeMap<String, String>,
             reset_token: &'a Option<String>,
+            seq: u64,
             version: u64,
         }
         let d = self.lock();
         serde_json::to_string(&Doc {
             cursors: &d.cursors,
             reset_token: &d.reset_token,
+            seq,
             version: FORMAT_VERSION,
         })
         .unwrap_or_default()
@@ -323,11 +305,145 @@ impl Drop for StateStore {
     }
 }
 
+/// `path` with `suffix` appended to its name.
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// Where `state_sync normal` keeps the last synced positions beside the file.
 fn checkpoint_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".checkpoint");
-    PathBuf::from(name)
+    beside(path, ".checkpoint")
+}
+
+fn slot_path(path: &Path, slot: usize) -> PathBuf {
+    beside(path, if slot == 0 { ".0" } else { ".1" })
+}
+
+/// The files beside the state file that `state_sync normal` writes.
+fn others(path: &Path) -> [PathBuf; 3] {
+    [
+        checkpoint_path(path),
+        slot_path(path, 0),
+        slot_path(path, 1),
+    ]
+}
+
+/// Overwrites slot `seq % 2` in place: the object, a newline, its hash in hex, a newline.
+fn write_slot(
+    slots: &mut [Option<std::fs::File>; 2],
+    path: &Path,
+    seq: u64,
+    text: &str,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let i = (seq % 2) as usize;
+    let Some(slot) = slots.get_mut(i) else {
+        return Ok(());
+    };
+    if slot.is_none() {
+        *slot = Some(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(slot_path(path, i))?,
+        );
+    }
+    let Some(f) = slot.as_ref() else {
+        return Ok(());
+    };
+    let mut bytes = Vec::with_capacity(text.len() + 18);
+    bytes.extend_from_slice(text.as_bytes());
+    bytes.extend_from_slice(format!("\n{:016x}\n", crate::hash::fnv1a(text.as_bytes())).as_bytes());
+    f.write_all_at(&bytes, 0)?;
+    f.set_len(bytes.len() as u64)
+}
+
+/// The object of a slot file whose hash matches, else why not.
+fn parse_slot(bytes: &[u8]) -> Result<Data, String> {
+    let body = bytes.strip_suffix(b"\n").ok_or("no end of line")?;
+    let cut = body.len().checked_sub(17).ok_or("too short")?;
+    let (text, tail) = body.split_at(cut);
+    let hex = tail.strip_prefix(b"\n").ok_or("no hash line")?;
+    let want = std::str::from_utf8(hex)
+        .ok()
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or("no hash")?;
+    if crate::hash::fnv1a(text) != want {
+        return Err("torn (hash differs)".into());
+    }
+    parse(text)
+}
+
+/// The newest whole positions of the state file at `path` and the files beside it.
+fn load(path: &Path, log: &Logger) -> std::io::Result<Data> {
+    let main = match std::fs::read(path) {
+        Ok(bytes) => Some(parse(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let Some(main) = main else {
+        // Removed (to start over), or never written: the others, if any, are stale and must not
+        // bring old positions back later.
+        for other in others(path) {
+            let _ = std::fs::remove_file(other);
+        }
+        log.info(format_args!(
+            "no saved positions yet ({}); starting from initial_lookback",
+            path.display()
+        ));
+        return Ok(Data::default());
+    };
+    let [checkpoint, slot0, slot1] = others(path);
+    let read = |p: &Path, parse: fn(&[u8]) -> Result<Data, String>| {
+        std::fs::read(p).ok().and_then(|b| parse(&b).ok())
+    };
+    let copies = [
+        read(&checkpoint, parse),
+        read(&slot0, parse_slot),
+        read(&slot1, parse_slot),
+    ];
+    let newest_copy = copies.into_iter().flatten().max_by_key(|d| d.seq);
+    match main {
+        Ok(d) => {
+            log.info(format_args!(
+                "resuming from saved positions in {}",
+                path.display()
+            ));
+            Ok(match newest_copy {
+                Some(c) if c.seq > d.seq => c,
+                _ => d,
+            })
+        }
+        Err(why) => {
+            let aside =
+                path.with_extension(format!("corrupt-{}", jiff::Timestamp::now().as_second()));
+            let kept = if std::fs::rename(path, &aside).is_ok() {
+                format!("kept it as {}", aside.display())
+            } else {
+                "could not move it aside".into()
+            };
+            match newest_copy {
+                Some(c) => {
+                    log.warn(format_args!(
+                        "state file {} is unusable ({why}; a power loss can leave it so); {kept}; resuming from the newest whole copy beside it ({}.checkpoint, .0, .1): records taken since may come again",
+                        path.display(),
+                        path.display()
+                    ));
+                    Ok(c)
+                }
+                None => {
+                    log.error(format_args!(
+                        "state file {} is unusable ({why}); {kept}; collection starts again from initial_lookback",
+                        path.display()
+                    ));
+                    Ok(Data::default())
+                }
+            }
+        }
+    }
 }
 
 fn parse(bytes: &[u8]) -> Result<Data, String> {
@@ -356,9 +472,11 @@ fn parse(bytes: &[u8]) -> Result<Data, String> {
         .get("reset_token")
         .and_then(Value::as_str)
         .map(str::to_string);
+    let seq = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
     Ok(Data {
         cursors,
         reset_token,
+        seq,
     })
 }
 
@@ -536,82 +654,119 @@ mod tests {
         [(k.to_string(), v.to_string())]
     }
 
-    /// `normal`: every write replaces the file, a synced copy is kept beside it at most once
-    /// a second, and stopping syncs the last positions into it.
+    fn read_slot(path: &Path, key: &str) -> Option<String> {
+        let data = parse_slot(&std::fs::read(path).ok()?).ok()?;
+        data.cursors.get(key).cloned()
+    }
+
+    /// `normal`: hand-offs go to the two slots in turn; at most once a second, and at the stop,
+    /// the file and its checkpoint are written (synced); a start takes the newest.
     #[test]
-    fn normal_sync_keeps_a_synced_checkpoint_at_most_once_a_second() {
+    fn normal_sync_writes_slots_in_turn_and_the_file_once_a_second() {
         let dir = tmpdir("normal");
         let (_, log) = logger();
-        let (file, checkpoint) = (dir.join("a.json"), dir.join("a.json.checkpoint"));
-        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
+        let file = dir.join("a.json");
+        let (checkpoint, s0, s1) = (
+            dir.join("a.json.checkpoint"),
+            dir.join("a.json.0"),
+            dir.join("a.json.1"),
+        );
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
         s.apply(kv("k", "1"));
         s.apply(kv("k", "2"));
-        assert_eq!(read_cursor(&file, "k").as_deref(), Some("2"), "every write");
+        s.apply(kv("k", "3"));
         assert_eq!(
-            read_cursor(&checkpoint, "k"),
+            read_cursor(&file, "k"),
             None,
             "synced at open, not again within the second"
         );
+        assert_eq!(read_cursor(&checkpoint, "k"), None);
+        // seq 1 was the open; 2, 3, 4 went to slots 0, 1, 0.
+        assert_eq!(read_slot(&s0, "k").as_deref(), Some("3"));
+        assert_eq!(read_slot(&s1, "k").as_deref(), Some("2"));
+        std::mem::forget(s); // a crash: no stop
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
+        assert_eq!(s.get("k").as_deref(), Some("3"), "the newest write");
+        assert_eq!(
+            read_cursor(&file, "k").as_deref(),
+            Some("3"),
+            "and synced at open"
+        );
+
         std::thread::sleep(DURABLE_EVERY);
-        s.apply(kv("k", "3"));
-        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("3"));
         s.apply(kv("k", "4"));
-        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("3"));
-        s.sync_now();
-        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("4"), "stop");
+        assert_eq!(read_cursor(&file, "k").as_deref(), Some("4"));
+        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("4"));
         s.apply(kv("k", "5"));
+        assert_eq!(read_cursor(&file, "k").as_deref(), Some("4"));
+        s.sync_now();
+        assert_eq!(read_cursor(&file, "k").as_deref(), Some("5"), "stop");
+        s.apply(kv("k", "6"));
         drop(s);
-        assert_eq!(read_cursor(&checkpoint, "k").as_deref(), Some("5"), "drop");
+        assert_eq!(read_cursor(&file, "k").as_deref(), Some("6"), "drop");
         assert!(!dir.join("a.json.tmp").exists());
     }
 
-    /// A file a power loss left empty (a renamed file whose data never reached the disk) gives
-    /// way to the checkpoint; a file removed takes its checkpoint with it; `full` keeps none.
+    /// A crash in the middle of a slot write leaves the slot torn: its hash fails and the other
+    /// slot, one write older, is read. A file a power loss left empty gives way to the newest
+    /// whole copy; a removed file takes the copies with it; `full` keeps none.
     #[test]
-    fn the_checkpoint_stands_in_for_an_unusable_file_only() {
-        let dir = tmpdir("checkpoint");
+    fn torn_and_lost_writes_fall_back_to_the_newest_whole_copy() {
+        let dir = tmpdir("torn");
         let (_, log) = logger();
-        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
-        std::thread::sleep(DURABLE_EVERY);
-        s.apply(kv("k", "synced"));
-        s.apply(kv("k", "newer"));
-        std::mem::forget(s); // a power loss: no stop, no last sync
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
+        s.apply(kv("k", "older"));
+        s.apply(kv("k", "newest"));
+        std::mem::forget(s);
+        let newest = dir.join("a.json.1"); // seq 3
+        let bytes = std::fs::read(&newest).unwrap();
+        std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
+        assert_eq!(s.get("k").as_deref(), Some("older"));
+        // A stale tail after a shorter write is caught too.
+        let mut longer = bytes.clone();
+        longer.splice(
+            ..0,
+            b"{\"cursors\":{},\"seq\":9,\"version\":1}\n"
+                .iter()
+                .copied(),
+        );
+        assert!(parse_slot(&longer).is_err());
+        s.apply(kv("k", "later"));
+        std::mem::forget(s);
+
         std::fs::write(dir.join("a.json"), b"").unwrap();
-        let (cap, log) = logger();
-        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
-        assert_eq!(s.get("k").as_deref(), Some("synced"));
+        let (cap, log2) = logger();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log2).unwrap();
+        assert_eq!(s.get("k").as_deref(), Some("later"));
         let logs = cap.0.lock().unwrap().clone();
         assert!(
             logs.iter().any(|(l, m)| *l == Level::Warn
                 && m.contains("unusable")
-                && m.contains("a.json.checkpoint")
+                && m.contains("newest whole copy")
                 && m.contains("may come again")),
             "{logs:?}"
         );
         drop(s);
 
         std::fs::remove_file(dir.join("a.json")).unwrap();
-        let (_, log) = logger();
-        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
         assert!(s.get("k").is_none(), "removed to start over");
-        drop(s);
+        std::mem::forget(s);
         std::fs::write(dir.join("a.json"), b"").unwrap();
-        let (_, log) = logger();
-        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log).unwrap();
-        assert!(
-            s.get("k").is_none(),
-            "the stale checkpoint went with the file"
-        );
+        let s = StateStore::open(&dir, "a.json", None, StateSync::Normal, log.clone()).unwrap();
+        assert!(s.get("k").is_none(), "the stale copies went with the file");
         drop(s);
 
-        let (_, log) = logger();
         let s = StateStore::open(&dir, "a.json", None, StateSync::Full, log).unwrap();
         s.apply(kv("k", "full"));
-        assert!(!dir.join("a.json.checkpoint").exists());
         assert_eq!(
             read_cursor(&dir.join("a.json"), "k").as_deref(),
             Some("full")
         );
+        for other in others(&dir.join("a.json")) {
+            assert!(!other.exists(), "{}", other.display());
+        }
     }
 
     #[test]
