@@ -11,7 +11,8 @@
 //!
 //! With `FLUENT_BIT_BIN` set, `--vs-tail` runs the plugin and Fluent Bit's own `tail` input on
 //! the same records inside that real Fluent Bit instead, and `--soak MINUTES` watches the
-//! plugin's memory there over hot reloads (see `real_host.rs`).
+//! plugin's memory there over hot reloads, and `--latency ROUNDS` times records from the moment
+//! the plugin reads a new batch file to the moment they reach an output (see `real_host.rs`).
 //!
 //! Run it through `scripts/bench.sh` (builds everything in release first).
 
@@ -152,7 +153,13 @@ fn main() {
             std::process::exit(2);
         })
     });
-    let real = if vs_tail || soak.is_some() {
+    let latency: Option<u64> = flag(&args, "--latency").map(|v| {
+        v.parse().ok().filter(|m| *m >= 1).unwrap_or_else(|| {
+            eprintln!("--latency takes a number of rounds, at least 1");
+            std::process::exit(2);
+        })
+    });
+    let real = if vs_tail || soak.is_some() || latency.is_some() {
         match real_host::fluent_bit() {
             Ok(fb) => Some(fb),
             Err(e) => {
@@ -219,6 +226,9 @@ fn main() {
         }
         if let Some(minutes) = soak {
             ok &= real_host::soak(fb, &lib, types, &props, &work, minutes);
+        }
+        if let Some(rounds) = latency {
+            ok &= real_host::latency(fb, &lib, types, &props, &work, rounds);
         }
         if std::env::var_os("MIMECAST_BENCH_KEEP").is_some() {
             println!(

@@ -9,6 +9,10 @@
 //! `--soak MINUTES` runs the plugin alone for that long on a simulator whose clock runs 60x
 //! (an hour of new SIEM files a minute), sends Fluent Bit a hot reload (SIGHUP, `-Y`) every
 //! minute, and prints its RSS minute by minute: flat after warm-up is the goal.
+//!
+//! `--latency ROUNDS` times records to a destination (Fluent Bit's `http` output to a listener
+//! here): the first record of a backlog after start, and for each round the first record of a
+//! newly published batch file, from the moment the plugin read it and from its publication.
 
 use fluent_bit_mimecast::sources::gzlines::{GzLines, Line};
 use mimecast_sim::Sim;
@@ -581,6 +585,232 @@ pub fn soak(
         );
     }
     ok
+}
+
+/// When each piece of output arrived at a TCP listener standing in for a destination.
+type Arrivals = std::sync::Arc<std::sync::Mutex<Vec<Instant>>>;
+
+/// A minimal HTTP destination on a free loopback port (Fluent Bit's `http` output posts to it):
+/// it notes when each request starts to arrive and answers 200; the port and the times.
+fn destination() -> (u16, Arrivals) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let seen: Arrivals = Default::default();
+    let keep = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let keep = keep.clone();
+            std::thread::spawn(move || serve_posts(conn, &keep));
+        }
+    });
+    (port, seen)
+}
+
+/// Reads requests off one connection (headers, then `Content-Length` bytes) and answers each.
+fn serve_posts(mut conn: TcpStream, seen: &Arrivals) {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut piece = vec![0u8; 1 << 16];
+    loop {
+        // Headers.
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match conn.read(&mut piece) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if buf.is_empty() {
+                        if let Ok(mut v) = seen.lock() {
+                            v.push(Instant::now());
+                        }
+                    }
+                    buf.extend_from_slice(piece.get(..n).unwrap_or_default());
+                }
+            }
+        };
+        let head = String::from_utf8_lossy(buf.get(..head_end).unwrap_or_default()).to_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            match conn.read(&mut piece) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(piece.get(..n).unwrap_or_default()),
+            }
+        }
+        buf.drain(..head_end + len);
+        if conn
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn first_after(seen: &Arrivals, t: Instant) -> Option<Instant> {
+    seen.lock().ok()?.iter().copied().find(|a| *a >= t)
+}
+
+/// Waits until nothing has arrived for `quiet`, or `limit` passed.
+fn settle(seen: &Arrivals, quiet: Duration, limit: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let last = seen.lock().ok().and_then(|v| v.last().copied());
+        if last.is_some_and(|l| l.elapsed() >= quiet) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The latency check: the plugin in Fluent Bit with the `http` output (json_lines) posting to a
+/// listener here, on a simulator whose clock stands still. It catches up with a small
+/// backlog (the first record's time at the destination is printed), then each round moves the
+/// clock by 15 minutes, which publishes one new batch file per SIEM type, and times the first
+/// record of them at the destination from the moment the plugin asked for the first of those
+/// files (read) and from the moment they were published (which adds the wait for the
+/// plugin's next poll, `poll_interval 2s` here).
+pub fn latency(
+    fb: &Path,
+    lib: &Path,
+    types: &[&str],
+    props: &[String],
+    work: &Path,
+    rounds: u64,
+) -> bool {
+    let sim = Sim::start(mimecast_sim::SimConfig {
+        siem_rate: 200,
+        speed: 0.0,
+        seed: 11,
+        ..Default::default()
+    })
+    .expect("sim");
+    let (dest, seen) = destination();
+    let conf = work.join("latency.conf");
+    let state = work.join("latency-state");
+    std::fs::write(
+        &conf,
+        format!(
+            "[SERVICE]\n    flush 1\n    grace 1\n    log_level warn\n{}\n{}\n[OUTPUT]\n    Name http\n    Match *\n    Host 127.0.0.1\n    Port {dest}\n    URI /\n    Format json_lines\n",
+            plugins_file(lib, work),
+            plugin_input(&sim.base_url(), types, props, &state)
+        ),
+    )
+    .expect("latency config");
+    println!(
+        "\nlatency: the plugin in {} with the http output (json_lines) to a listener here, flush 1; the simulator's clock stands still but for 15-minute steps",
+        fb.display()
+    );
+    let start = Instant::now();
+    let mut child = spawn(fb, &[], &conf, &work.join("latency.log"));
+    settle(&seen, Duration::from_secs(3), Duration::from_secs(60));
+    let Some(first) = first_after(&seen, start) else {
+        println!("   nothing reached the destination in 60 s (see latency.log)");
+        stop(&mut child);
+        return false;
+    };
+    println!(
+        "   first record of the backlog at the destination {:.2} s after start",
+        (first - start).as_secs_f64()
+    );
+    let tail_first = tail_first_record(fb, work, dest, &seen);
+    if let Some(t) = tail_first {
+        println!("   (tail input, same output, a one-line file: {t:.2} s)");
+    }
+    let mut read = Vec::new();
+    let mut published = Vec::new();
+    for round in 1..=rounds {
+        // A pause of 0-1 s first, so that rounds fall anywhere between Fluent Bit's flushes.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_nanos(u64::from(
+            nanos.wrapping_mul(2_654_435_761) % 1_000_000_000,
+        )));
+        let t = Instant::now();
+        sim.advance(Duration::from_secs(900));
+        let limit = Duration::from_secs(30);
+        let out = loop {
+            if let Some(a) = first_after(&seen, t) {
+                break Some(a);
+            }
+            if t.elapsed() > limit {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let fetched = sim
+            .arrival_times()
+            .into_iter()
+            .find(|(a, ep)| *a >= t && *ep == "batch_file")
+            .map(|(a, _)| a);
+        match (out, fetched) {
+            (Some(o), Some(f)) if o >= f => {
+                read.push((o - f).as_secs_f64());
+                published.push((o - t).as_secs_f64());
+                println!(
+                    "   round {round}: {:.3} s after the plugin read the file, {:.3} s after it was published",
+                    (o - f).as_secs_f64(),
+                    (o - t).as_secs_f64()
+                );
+            }
+            _ => {
+                println!("   round {round}: no new record within 30 s");
+                stop(&mut child);
+                return false;
+            }
+        }
+        settle(&seen, Duration::from_millis(1500), Duration::from_secs(30));
+    }
+    stop(&mut child);
+    let stats = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (
+            v.first().copied().unwrap_or(0.0),
+            v.get(v.len() / 2).copied().unwrap_or(0.0),
+            v.last().copied().unwrap_or(0.0),
+        )
+    };
+    let (a, b, c) = stats(&read);
+    let (d, e, f) = stats(&published);
+    println!("   from read to destination: min {a:.3} s, median {b:.3} s, max {c:.3} s");
+    println!("   from publication to destination: min {d:.3} s, median {e:.3} s, max {f:.3} s");
+    println!(
+        "figures: first_s={:.3} tail_first_s={:.3} read_median_s={b:.3} read_max_s={c:.3} published_median_s={e:.3} published_max_s={f:.3}",
+        (first - start).as_secs_f64(),
+        tail_first.unwrap_or(-1.0)
+    );
+    true
+}
+
+/// For comparison: when the first record of Fluent Bit's `tail` input (one line in a file)
+/// reaches the same destination after start, seconds.
+fn tail_first_record(fb: &Path, work: &Path, dest: u16, seen: &Arrivals) -> Option<f64> {
+    let file = work.join("one.ndjson");
+    std::fs::write(&file, b"{\"event\":\"one\"}\n").ok()?;
+    let conf = work.join("latency-tail.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[SERVICE]\n    flush 1\n    grace 1\n    log_level warn\n\n[INPUT]\n    Name tail\n    Path {}\n    Read_from_Head on\n\n[OUTPUT]\n    Name http\n    Match *\n    Host 127.0.0.1\n    Port {dest}\n    URI /\n    Format json_lines\n",
+            file.display()
+        ),
+    )
+    .ok()?;
+    let start = Instant::now();
+    let mut child = spawn(fb, &[], &conf, &work.join("latency-tail.log"));
+    let mut first = None;
+    while start.elapsed() < Duration::from_secs(10) && first.is_none() {
+        first = first_after(seen, start);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    stop(&mut child);
+    first.map(|f| (f - start).as_secs_f64())
 }
 
 /// `FLUENT_BIT_BIN`, or a message saying how to set it.
