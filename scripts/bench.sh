@@ -10,7 +10,9 @@
 # With FLUENT_BIT_BIN naming a real Fluent Bit: `--vs-tail` runs Fluent Bit's own tail input (on
 # the backlog's records as one NDJSON file) and the plugin (on the simulator) in it, and prints
 # rate, host CPU per record, peak and steady RSS, first record, and the plugin's ratios to tail;
-# `--soak MINUTES` runs the plugin alone with a hot reload every minute and prints its RSS.
+# `--soak MINUTES` runs the plugin alone with a hot reload every minute and prints its RSS;
+# `--latency ROUNDS` times records to a destination (the http output to a listener): the first
+# after start, and those of newly published batch files from the moment the plugin read them.
 #
 # `scripts/bench.sh --instructions [options]` counts instructions instead of timing them
 # (valgrind's callgrind: the same count for the same build and inputs, however busy or noisy

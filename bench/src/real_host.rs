@@ -40,6 +40,8 @@ pub struct HostRun {
     pub threads: Vec<(String, f64)>,
     /// Of `cpu`, the seconds spent in the kernel.
     pub sys: f64,
+    /// VmRSS (MB) when the input had counted 10%, 20%, ... 100% of the records: flat or not.
+    pub rss_by_tenth: Vec<f64>,
 }
 
 impl HostRun {
@@ -167,6 +169,7 @@ fn measure(
     let (mut first, mut done, mut cpu, mut sys) = (None, None, 0.0, 0.0);
     let mut threads = Vec::new();
     let mut samples: Vec<(Duration, u64)> = Vec::new();
+    let mut rss_by_tenth: Vec<f64> = Vec::new();
     let mut records = 0;
     let mut moved = Duration::ZERO;
     while t0.elapsed() < limit {
@@ -175,7 +178,12 @@ fn measure(
         }
         let n = input_records(port, input).unwrap_or(0);
         let now = t0.elapsed();
-        samples.push((now, memory_kb(pid).0));
+        let rss_kb = memory_kb(pid).0;
+        samples.push((now, rss_kb));
+        while (rss_by_tenth.len() as u64) < 10 && n * 10 >= total * (rss_by_tenth.len() as u64 + 1)
+        {
+            rss_by_tenth.push(rss_kb as f64 / 1024.0);
+        }
         if n != records || now < Duration::from_secs(1) {
             moved = now;
         } else if now - moved > STALL {
@@ -225,6 +233,7 @@ fn measure(
         steady_mb: median(steady),
         threads,
         sys,
+        rss_by_tenth,
     }
 }
 
@@ -494,6 +503,12 @@ fn print_table(tail: &HostRun, plugin: &HostRun, n: u64) {
             parts.join(", "),
             per(run.sys),
             run.cpu_us()
+        );
+        let tenths: Vec<String> = run.rss_by_tenth.iter().map(|m| format!("{m:.0}")).collect();
+        println!(
+            "   {}: RSS MB at 10%, 20%, ... of the records: {}",
+            run.label,
+            tenths.join(" ")
         );
     }
     println!(
