@@ -5,15 +5,18 @@
 //! (the host frees it): collect takes it without ever waiting, and the host gives it back in
 //! the cleanup callback, right after appending its data, to collect the next records. A slow
 //! pipeline leaves the buffer full and slows the pull. The positions the records complete
-//! travel with them and are applied once the host has taken them.
+//! travel with them, and once the host has taken the records they are held for [`HOLD`]
+//! before they are written.
 //!
 //! Where the host lets the plugin hand records over as they come (`Handoff::set_waker`, the
 //! event-driven hand-off), each append also wakes the instance thread, once per take, and the
 //! buffer holds at most [`EVENT_LIMIT`]: it rarely holds more than a chunk or two.
 
 use crate::ffi::buffer::HostBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// A source's position, to be persisted once the records before it are delivered.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +78,23 @@ const EVENT_LIMIT_MAX: usize = 4 << 20;
 /// it is out, lose no rate to the disk; a quick one halves it again, down to [`EVENT_LIMIT`].
 const SLOW_HANDOFF: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// How long the positions of records the host took are held before they are written: Fluent
+/// Bit runs a proxy input threaded, and what the instance's thread appends (at collect or from
+/// the event collector) waits in the instance's ring buffer until the engine moves it into a
+/// chunk, within 250 ms while the input runs. A kill in between loses the ring buffer, so a
+/// position written at once would skip those records on restart; written after this, a kill
+/// can only make them come again.
+pub const HOLD: Duration = Duration::from_secs(1);
+
+/// Positions of records the host took, waiting for [`HOLD`] to pass.
+#[derive(Default)]
+struct Held {
+    /// Oldest first: when they were taken (or the input last paused or resumed), and what.
+    queue: VecDeque<(Instant, Vec<Commit>)>,
+    /// While the host has paused the input its engine does not drain the ring buffer.
+    paused: bool,
+}
+
 /// The hand-off between the sources and collect: one buffer of at most `buffer_max_size`
 /// bytes that sources append finished chunks to and collect hands over as it is. Sources wait
 /// while it is full or with the host; so memory stays at one buffer however large the
@@ -87,6 +107,10 @@ pub struct Handoff {
     waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// The most the buffer holds then, between [`EVENT_LIMIT`] and [`EVENT_LIMIT_MAX`].
     event_limit: AtomicUsize,
+    /// Positions taken by the host, not yet to be written ([`HOLD`]).
+    held: Mutex<Held>,
+    /// Whether anything is held: lets the ticker skip the lock.
+    holding: AtomicBool,
 }
 
 impl Handoff {
@@ -104,6 +128,54 @@ impl Handoff {
             max,
             waker: OnceLock::new(),
             event_limit: AtomicUsize::new(EVENT_LIMIT),
+            held: Mutex::new(Held::default()),
+            holding: AtomicBool::new(false),
+        }
+    }
+
+    /// Positions of records the host has just taken (or of none, when nothing before them is
+    /// pending): they are written once [`HOLD`] has passed ([`Handoff::due`]), in this order.
+    pub fn hold(&self, commits: Vec<Commit>) {
+        if commits.is_empty() {
+            return;
+        }
+        let mut h = lock(&self.held);
+        h.queue.push_back((Instant::now(), commits));
+        self.holding.store(true, Ordering::Release);
+    }
+
+    /// The held positions whose time has come (all of them with `all`: the instance stops and
+    /// the host has taken in what it appended), oldest first. None while the input is paused.
+    pub fn due(&self, all: bool) -> Vec<Commit> {
+        if !all && !self.holding.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut h = lock(&self.held);
+        if h.paused && !all {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let mut out = Vec::new();
+        while let Some((at, _)) = h.queue.front() {
+            if !all && now.duration_since(*at) < HOLD {
+                break;
+            }
+            if let Some((_, c)) = h.queue.pop_front() {
+                out.extend(c);
+            }
+        }
+        self.holding.store(!h.queue.is_empty(), Ordering::Release);
+        out
+    }
+
+    /// The host paused (`true`) or resumed the input: what is held waits [`HOLD`] from now on
+    /// (the engine does not drain the ring buffer of a paused input).
+    pub fn hold_paused(&self, paused: bool) {
+        let mut h = lock(&self.held);
+        h.paused = paused;
+        let now = Instant::now();
+        for (at, _) in h.queue.iter_mut() {
+            *at = now;
         }
     }
 
@@ -260,7 +332,6 @@ impl Handoff {
 mod tests {
     use super::*;
     use std::sync::Arc;
-    use std::time::Duration;
 
     fn commit(n: u32) -> Option<Commit> {
         Some(Commit {
@@ -310,6 +381,34 @@ mod tests {
         );
         assert_eq!(cursors(&commits), ["3"]);
         h.give_back(buf);
+    }
+
+    /// Positions are written only once HOLD has passed since the host took their records, in
+    /// order, never while the input is paused (and HOLD again from the resume); all of them
+    /// when the instance stops.
+    #[test]
+    fn taken_positions_are_held_before_they_are_written() {
+        let h = Handoff::new(1 << 20);
+        assert!(h.due(false).is_empty());
+        h.hold(commit(1).into_iter().collect());
+        h.hold(Vec::new());
+        std::thread::sleep(HOLD / 2);
+        h.hold(commit(2).into_iter().collect());
+        assert!(h.due(false).is_empty(), "too early");
+        std::thread::sleep(HOLD / 2 + Duration::from_millis(20));
+        assert_eq!(cursors(&h.due(false)), ["1"]);
+        h.hold_paused(true);
+        std::thread::sleep(HOLD / 2 + Duration::from_millis(20));
+        assert!(h.due(false).is_empty(), "paused");
+        h.hold_paused(false);
+        assert!(h.due(false).is_empty(), "HOLD again from the resume");
+        h.hold(commit(3).into_iter().collect());
+        std::thread::sleep(HOLD + Duration::from_millis(20));
+        assert_eq!(cursors(&h.due(false)), ["2", "3"]);
+        h.hold(commit(4).into_iter().collect());
+        h.hold_paused(true);
+        assert_eq!(cursors(&h.due(true)), ["4"], "all at stop");
+        assert!(h.due(true).is_empty());
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -144,11 +144,13 @@ impl Instance {
     /// nothing is handed over until it resumes; the sources wait once the buffer is full.
     pub fn pause(&self) {
         self.paused.store(true, Ordering::SeqCst);
+        self.ctx.handoff.hold_paused(true);
     }
 
     /// The host resumed the instance: what waited is handed over.
     pub fn resume(&self) {
         self.paused.store(false, Ordering::SeqCst);
+        self.ctx.handoff.hold_paused(false);
         self.ctx.handoff.wake();
     }
 
@@ -184,10 +186,10 @@ impl Instance {
     }
 
     /// Saves the positions of records Fluent Bit has taken (or of none, when nothing before
-    /// them was pending).
+    /// them was pending), once they are surely in its chunks ([`crate::handoff::HOLD`]).
     fn commit(&self, commits: Vec<Commit>) {
-        self.state
-            .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
+        self.ctx.handoff.hold(commits);
+        write_due(&self.ctx, false);
     }
 
     /// The instance's figures (for metrics).
@@ -218,9 +220,19 @@ impl Instance {
                     .error("the pulling thread ended with an internal error");
             }
         }
-        // What was taken last is on the disk before Fluent Bit goes on (to exit or reload).
+        // The host has taken in what it appended before it stops an input: every held
+        // position is true now, and on the disk before Fluent Bit goes on (to exit or reload).
+        write_due(&self.ctx, true);
         self.state.sync_now();
         self.log.debug("stopped");
+    }
+}
+
+/// Writes the held positions whose time has come (all of them with `all`).
+fn write_due(ctx: &SourceCtx, all: bool) {
+    let due = ctx.handoff.due(all);
+    if !due.is_empty() {
+        ctx.state.apply(due.into_iter().map(|c| (c.key, c.cursor)));
     }
 }
 
@@ -243,8 +255,16 @@ fn run(ctx: Arc<SourceCtx>, mut stop: tokio::sync::watch::Receiver<bool>) {
             }
             crate::sources::run_all(ctx.clone()).await
         };
+        // Held positions are written when their time comes even if nothing else happens.
+        let ticker = async {
+            loop {
+                tokio::time::sleep(crate::handoff::HOLD / 4).await;
+                write_due(&ctx, false);
+            }
+        };
         tokio::select! {
             _ = work => {}
+            _ = ticker => {}
             _ = stop.wait_for(|s| *s) => {}
         }
     });

@@ -1,7 +1,7 @@
 //! Durable positions, one file per instance.
 //!
-//! A position (cursor) of a stream is written only when the records before it have been taken
-//! by Fluent Bit (the cleanup callback after append), so a crash at any instant loses nothing:
+//! A position (cursor) of a stream is written only when the records before it are in Fluent
+//! Bit's chunks (taken, then held for `handoff::HOLD`), so a crash at any instant loses nothing:
 //! on restart collection resumes from the newest position written. A process that dies in the
 //! middle of a write leaves the positions before it readable, so at most the records of that
 //! one hand-off come again.
