@@ -10,6 +10,7 @@ use crate::generation::{Generation, CONTEXT_REMOTE};
 use crate::guarded::Guarded;
 use crate::host::HostError;
 use crate::plugin::{set_instance, Syms};
+use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -176,7 +177,18 @@ impl Worker {
         let mut collecting = false;
         let mut started = false;
         let mut next_tick = Instant::now() + Duration::from_secs(1);
+        // Appends of the event collector waiting to be taken in, as in Fluent Bit's ring buffer.
+        let mut ring: VecDeque<(Instant, Appends)> = VecDeque::new();
         loop {
+            let paused = self.events().paused;
+            while let Some((at, _)) = ring.front() {
+                if paused || at.elapsed() < RING_DELAY {
+                    break;
+                }
+                if let Some((_, appends)) = ring.pop_front() {
+                    self.take_in(appends);
+                }
+            }
             if self.shared.stop_all.load(Ordering::SeqCst) {
                 // Init failure elsewhere: this instance gets no PreExit/Exit.
                 return;
@@ -190,7 +202,10 @@ impl Worker {
             let cmd = match event_fd.filter(|_| started) {
                 Some(fd) => {
                     if readable(fd, wait.min(EVENT_SLICE)) {
-                        self.event_collect();
+                        let appends = self.event_collect();
+                        if !appends.is_empty() {
+                            ring.push_back((Instant::now(), appends));
+                        }
                     }
                     match rx.try_recv() {
                         Ok(cmd) => Ok(cmd),
@@ -223,8 +238,17 @@ impl Worker {
                     self.events().paused = false;
                     syms.call_resume();
                 }
-                Ok(Cmd::PreExit(hot)) => syms.call_pre_exit(hot),
+                Ok(Cmd::PreExit(hot)) => {
+                    // Stopping: the engine takes in what waits before the input exits.
+                    for (_, appends) in ring.drain(..) {
+                        self.take_in(appends);
+                    }
+                    syms.call_pre_exit(hot)
+                }
                 Ok(Cmd::Exit) => {
+                    for (_, appends) in ring.drain(..) {
+                        self.take_in(appends);
+                    }
                     syms.call_exit();
                     self.report_event_problems();
                     if self.events().collector.is_some() {
@@ -253,18 +277,25 @@ impl Worker {
     }
 
     /// Calls the plugin's event collector as Fluent Bit does (the instance, its config, its
-    /// context), then takes in what it appended: each buffer checked like a collected one,
-    /// and its record count against the one the plugin gave.
-    fn event_collect(&self) {
+    /// context) and returns what it appended: like Fluent Bit's ring buffer, the serving loop
+    /// takes it in ([`Self::take_in`]) [`RING_DELAY`] later, not while paused, and all of it
+    /// before the input exits.
+    fn event_collect(&self) -> Appends {
         let Some((_, cb, _)) = self.events().collector else {
-            return;
+            return Vec::new();
         };
         let ins = &*self.ins as *const InsState as *mut c_void;
         // SAFETY: the callback the plugin registered for this instance, called on the
         // instance's thread with the instance it registered it for; config and context are
         // the host's own, which the plugin does not read.
         unsafe { cb(ins, std::ptr::null_mut(), std::ptr::null_mut()) };
-        let appends = std::mem::take(&mut self.events().appends);
+        self.report_event_problems();
+        std::mem::take(&mut self.events().appends)
+    }
+
+    /// Takes in appended buffers: each checked like a collected one, and its record count
+    /// against the one the plugin gave.
+    fn take_in(&self, appends: Appends) {
         for (given, bytes) in appends {
             let c = &self.shared.collected;
             c.event_appends.fetch_add(1, Ordering::Relaxed);
@@ -405,6 +436,13 @@ impl Worker {
 
 /// Longest the thread waits on the event collector's descriptor before it looks at commands.
 const EVENT_SLICE: Duration = Duration::from_millis(20);
+/// How long the event collector's appends wait before they are taken in: Fluent Bit's engine
+/// moves a threaded input's ring buffer into chunks every 250 ms or so, and a kill meanwhile
+/// loses them (what the plugin's position hold, `handoff::HOLD`, is for).
+const RING_DELAY: Duration = Duration::from_millis(250);
+
+/// Buffers the event collector appended, each with the record count the plugin gave.
+type Appends = Vec<(usize, Vec<u8>)>;
 
 /// Waits up to `timeout` for `fd` to be readable.
 fn readable(fd: c_int, timeout: Duration) -> bool {
