@@ -14,7 +14,7 @@
 
 use crate::ffi::buffer::HostBuf;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -109,8 +109,6 @@ pub struct Handoff {
     event_limit: AtomicUsize,
     /// Positions taken by the host, not yet to be written ([`HOLD`]).
     held: Mutex<Held>,
-    /// Whether anything is held: lets the ticker skip the lock.
-    holding: AtomicBool,
 }
 
 impl Handoff {
@@ -129,7 +127,6 @@ impl Handoff {
             waker: OnceLock::new(),
             event_limit: AtomicUsize::new(EVENT_LIMIT),
             held: Mutex::new(Held::default()),
-            holding: AtomicBool::new(false),
         }
     }
 
@@ -139,17 +136,12 @@ impl Handoff {
         if commits.is_empty() {
             return;
         }
-        let mut h = lock(&self.held);
-        h.queue.push_back((Instant::now(), commits));
-        self.holding.store(true, Ordering::Release);
+        lock(&self.held).queue.push_back((Instant::now(), commits));
     }
 
     /// The held positions whose time has come (all of them with `all`: the instance stops and
     /// the host has taken in what it appended), oldest first. None while the input is paused.
     pub fn due(&self, all: bool) -> Vec<Commit> {
-        if !all && !self.holding.load(Ordering::Acquire) {
-            return Vec::new();
-        }
         let mut h = lock(&self.held);
         if h.paused && !all {
             return Vec::new();
@@ -164,7 +156,6 @@ impl Handoff {
                 out.extend(c);
             }
         }
-        self.holding.store(!h.queue.is_empty(), Ordering::Release);
         out
     }
 

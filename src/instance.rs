@@ -186,10 +186,11 @@ impl Instance {
     }
 
     /// Saves the positions of records Fluent Bit has taken (or of none, when nothing before
-    /// them was pending), once they are surely in its chunks ([`crate::handoff::HOLD`]).
+    /// them was pending) once they are surely in its chunks ([`crate::handoff::HOLD`]): the
+    /// pulling thread writes them when due, a few times a second at most, off the host's
+    /// thread.
     fn commit(&self, commits: Vec<Commit>) {
         self.ctx.handoff.hold(commits);
-        write_due(&self.ctx, false);
     }
 
     /// The instance's figures (for metrics).

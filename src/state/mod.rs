@@ -338,27 +338,21 @@ fn write_slot(
     text: &str,
 ) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
-    let i = (seq % 2) as usize;
-    let Some(slot) = slots.get_mut(i) else {
-        return Ok(());
-    };
-    if slot.is_none() {
-        *slot = Some(
+    let i = usize::from(seq % 2 == 1);
+    let f = match &mut slots[i] {
+        Some(f) => f,
+        empty => empty.insert(
             std::fs::OpenOptions::new()
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .open(slot_path(path, i))?,
-        );
-    }
-    let Some(f) = slot.as_ref() else {
-        return Ok(());
+        ),
     };
-    let mut bytes = Vec::with_capacity(text.len() + 18);
-    bytes.extend_from_slice(text.as_bytes());
-    bytes.extend_from_slice(format!("\n{:016x}\n", crate::hash::fnv1a(text.as_bytes())).as_bytes());
-    f.write_all_at(&bytes, 0)?;
-    f.set_len(bytes.len() as u64)
+    let hash = format!("\n{:016x}\n", crate::hash::fnv1a(text.as_bytes()));
+    f.write_all_at(text.as_bytes(), 0)?;
+    f.write_all_at(hash.as_bytes(), text.len() as u64)?;
+    f.set_len((text.len() + hash.len()) as u64)
 }
 
 /// The object of a slot file whose hash matches, else why not.
