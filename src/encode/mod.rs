@@ -6,9 +6,16 @@
 //! output buffer (no intermediate tree); the event-time field is captured on the way and
 //! patched into the 10 bytes reserved for the timestamp. On any error the buffer is truncated
 //! back to where the record began, so the buffer always holds only complete, valid records.
+//!
+//! Two readers feed the one walk (`Walk`) that decides what is written, hashed and captured:
+//! the scanner (`scan`), which reads the records as Mimecast sends them, and serde_json, which
+//! reads whatever the scanner leaves and is the reference it is tested against
+//! (`tests/scan.rs`, the `encode_record` fuzz target).
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::fmt;
+
+mod scan;
 
 /// The record field naming where it came from (`siem_cg`, `audit`, ...).
 pub const SOURCE_FIELD: &str = "mimecast_source";
@@ -411,6 +418,8 @@ pub struct Scratch {
     pub text: String,
     /// The slots set for the current record (only they are cleared for the next).
     touched: Vec<usize>,
+    /// The scanner's text of a string with escapes, unescaped.
+    unescaped: String,
     /// The same as bits ([`slot_bit`]).
     mask: u64,
 }
@@ -534,8 +543,48 @@ pub fn encode_as(
     extra: &[(&str, &str)],
     scratch: &mut Scratch,
 ) -> Result<EventTime, EncodeError> {
+    encode_with(Parse::Scan, out, json, time, layout, extra, scratch)
+}
+
+/// Whether the scanner reads `json` alone, without serde_json (tests: the records Mimecast
+/// sends must not fall back).
+#[doc(hidden)]
+pub fn scans(json: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(json) else {
+        return false;
+    };
+    let (mut out, mut scratch) = (Vec::new(), Scratch::default());
+    let layout = Layout {
+        source: "",
+        norm: None,
+    };
+    let mut w = Walk::new(&mut out, &mut scratch, TimeField::Now, &layout);
+    scan::object(text, &mut w, &mut String::new()).is_some()
+}
+
+/// Which reader reads a record's JSON.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parse {
+    /// The scanner ([`scan`]), and serde_json for what it leaves: what the plugin does.
+    Scan,
+    /// serde_json alone: the reference the scanner is tested against.
+    Serde,
+}
+
+/// [`encode_as`] with the reader chosen (tests compare the two).
+#[doc(hidden)]
+pub fn encode_with(
+    how: Parse,
+    out: &mut Vec<u8>,
+    json: &[u8],
+    time: TimeField,
+    layout: &Layout,
+    extra: &[(&str, &str)],
+    scratch: &mut Scratch,
+) -> Result<EventTime, EncodeError> {
     let start = out.len();
-    let r = encode_inner(out, json, time, layout, extra, scratch);
+    let r = encode_inner(how, out, json, time, layout, extra, scratch);
     if r.is_err() {
         out.truncate(start);
     }
@@ -543,6 +592,7 @@ pub fn encode_as(
 }
 
 fn encode_inner(
+    how: Parse,
     out: &mut Vec<u8>,
     json: &[u8],
     time: TimeField,
@@ -565,25 +615,35 @@ fn encode_inner(
             Some(at)
         }
     };
-    let fields = layout.norm.map(|n| n.fields());
-    scratch.reset(fields.map_or(0, CaptureSet::len));
-    let mut w = Walk {
-        out: &mut *out,
-        time_name: time.name(),
-        time: Captured::None,
-        id: IdHash::seeded(layout.source),
-        fields,
-        drop_mapped: layout.norm.is_some_and(|n| n.drops_mapped()),
-        scratch: &mut *scratch,
+    let walk_from = out.len();
+    // One check of the whole line, so that no parser needs to check each string again; a line
+    // that is not UTF-8 goes to serde_json as bytes, for the same error as ever.
+    let text = std::str::from_utf8(json).ok();
+    let mut unescaped = std::mem::take(&mut scratch.unescaped);
+    let mut w = Walk::new(&mut *out, &mut *scratch, time, layout);
+    let scanned = match (text, how) {
+        (Some(text), Parse::Scan) => scan::object(text, &mut w, &mut unescaped),
+        _ => None,
     };
-    // One check of the whole line, so that the parser need not check each string again (it
-    // does for bytes, and that was a tenth of the work); a line that is not UTF-8 is parsed as
-    // bytes, for the same error as ever.
-    let n_own = match std::str::from_utf8(json) {
-        Ok(text) => parse_top(serde_json::Deserializer::from_str(text), &mut w)?,
-        Err(_) => parse_top(serde_json::Deserializer::from_slice(json), &mut w)?,
+    let (n_own, captured, mut id) = match scanned {
+        Some(n) => {
+            let r = (n, w.time, w.id);
+            scratch.unescaped = unescaped;
+            r
+        }
+        None => {
+            // Left to serde_json: what the scanner wrote goes.
+            drop(w);
+            scratch.unescaped = unescaped;
+            out.truncate(walk_from);
+            let mut w = Walk::new(&mut *out, &mut *scratch, time, layout);
+            let n = match text {
+                Some(text) => parse_top(serde_json::Deserializer::from_str(text), &mut w)?,
+                None => parse_top(serde_json::Deserializer::from_slice(json), &mut w)?,
+            };
+            (n, w.time, w.id)
+        }
     };
-    let (captured, mut id) = (w.time, w.id);
     let et = match (time, captured) {
         (TimeField::EpochMillis(_), Captured::Int(ms)) => EventTime::from_millis(ms),
         (TimeField::EpochMillis(_), Captured::Float(ms)) => EventTime::from_millis(ms as i64),
@@ -872,8 +932,10 @@ fn patch_len(out: &mut Vec<u8>, at: usize, n: u32, map: bool) {
     }
 }
 
-/// The one pass through a record: what it writes, hashes and captures.
-struct Walk<'a> {
+/// The one pass through a record: what it writes, hashes and captures. The parsers (the
+/// scanner in [`scan`], and serde_json for what it leaves) only say what they find; every
+/// decision about a key or value is taken here, once.
+pub(crate) struct Walk<'a> {
     out: &'a mut Vec<u8>,
     time_name: &'a str,
     time: Captured,
@@ -886,14 +948,248 @@ struct Walk<'a> {
 /// Where a value sits: its path (for the id), whether it is written, captured (its slot), the
 /// event time, or a parent of captured fields (its key).
 #[derive(Clone, Copy)]
-struct At<'k> {
+pub(crate) struct At {
     path: u64,
     depth: usize,
     write: bool,
     slot: Option<usize>,
     time: bool,
-    parent: Option<&'k str>,
+    parent: Option<&'static str>,
 }
+
+impl At {
+    /// The top-level object.
+    pub(crate) const TOP: At = At {
+        path: 0,
+        depth: 0,
+        write: true,
+        slot: None,
+        time: false,
+        parent: None,
+    };
+
+    /// The place of the keys of the object at `self`.
+    #[inline]
+    pub(crate) fn members(&self) -> At {
+        At {
+            slot: None,
+            time: false,
+            ..*self
+        }
+    }
+
+    /// The place of the value of a key found by [`Walk::key`] (`self`) in an object at `depth`:
+    /// only top-level values keep the key as the parent of captured fields.
+    #[inline]
+    pub(crate) fn value(&self, top: bool) -> At {
+        if top {
+            *self
+        } else {
+            At {
+                parent: None,
+                ..*self
+            }
+        }
+    }
+
+    /// The place of the `n`th item of the array at `self`.
+    #[inline]
+    pub(crate) fn item(&self, n: u32) -> At {
+        At {
+            path: index_path(self.path, n),
+            depth: self.depth + 1,
+            write: self.write,
+            slot: None,
+            time: false,
+            parent: None,
+        }
+    }
+
+    /// Whether the items of the array at `self` are kept as a captured list.
+    #[inline]
+    pub(crate) fn lists(&self) -> bool {
+        self.slot.is_some()
+    }
+}
+
+/// An object or array being walked: where its header was reserved and, for an array, where
+/// the texts of its captured items start.
+pub(crate) struct Open {
+    hdr: Option<usize>,
+    list_from: u32,
+}
+
+impl<'a> Walk<'a> {
+    /// A fresh walk of one record, writing into `out`.
+    fn new(
+        out: &'a mut Vec<u8>,
+        scratch: &'a mut Scratch,
+        time: TimeField,
+        layout: &Layout<'a>,
+    ) -> Walk<'a> {
+        let fields = layout.norm.map(|n| n.fields());
+        scratch.reset(fields.map_or(0, CaptureSet::len));
+        Walk {
+            out,
+            time_name: time.name(),
+            time: Captured::None,
+            id: IdHash::seeded(layout.source),
+            fields,
+            drop_mapped: layout.norm.is_some_and(|n| n.drops_mapped()),
+            scratch,
+        }
+    }
+
+    /// A key of the object at `at` (from [`At::members`]): written when its value is, looked up
+    /// in the capture set. Returns the place of its value (before [`At::value`]).
+    #[inline]
+    pub(crate) fn key(&mut self, at: &At, v: &str) -> At {
+        let top = at.depth == 0;
+        let path = key_path(at.path, v);
+        let (slot, parent) = match self.fields {
+            Some(set) if top => (set.slot_at(path, None, v), set.parent(v)),
+            Some(set) => (at.parent.and_then(|p| set.slot_at(path, Some(p), v)), None),
+            None => (None, None),
+        };
+        let dropped = top
+            && self.drop_mapped
+            && slot.is_some_and(|i| self.fields.is_some_and(|set| set.is_mapped(i)));
+        let write = at.write && !dropped;
+        if write {
+            put_str(&mut *self.out, v);
+        }
+        At {
+            path,
+            depth: at.depth + 1,
+            write,
+            slot,
+            time: top && !self.time_name.is_empty() && same_text(self.time_name, v),
+            parent,
+        }
+    }
+
+    #[inline]
+    fn capture(&mut self, at: &At, c: Cap) {
+        if let Some(slot) = at.slot {
+            self.scratch.set(slot, c);
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, at: &At, v: bool) {
+        if at.write {
+            let _ = rmp::encode::write_bool(&mut *self.out, v);
+        }
+        self.id.leaf(at.path, b'b', &[u8::from(v)]);
+        self.capture(at, Cap::Bool(v));
+    }
+
+    pub(crate) fn int(&mut self, at: &At, v: i64) {
+        if at.write {
+            let _ = rmp::encode::write_sint(&mut *self.out, v);
+        }
+        self.id.leaf(at.path, b'i', &v.to_le_bytes());
+        if at.time {
+            self.time = Captured::Int(v);
+        }
+        self.capture(at, Cap::Int(v));
+    }
+
+    #[inline]
+    pub(crate) fn uint(&mut self, at: &At, v: u64) {
+        if at.write {
+            let _ = rmp::encode::write_uint(&mut *self.out, v);
+        }
+        match i64::try_from(v) {
+            Ok(i) => self.id.leaf(at.path, b'i', &i.to_le_bytes()),
+            Err(_) => self.id.leaf(at.path, b'u', &v.to_le_bytes()),
+        }
+        let i = v.min(i64::MAX as u64) as i64;
+        if at.time {
+            self.time = Captured::Int(i);
+        }
+        self.capture(at, Cap::Int(i));
+    }
+
+    pub(crate) fn float(&mut self, at: &At, v: f64) {
+        if at.write {
+            let _ = rmp::encode::write_f64(&mut *self.out, v);
+        }
+        self.id.leaf(at.path, b'f', &v.to_bits().to_le_bytes());
+        if at.time {
+            self.time = Captured::Float(v);
+        }
+        self.capture(at, Cap::Float(v));
+    }
+
+    #[inline]
+    pub(crate) fn text(&mut self, at: &At, v: &str) {
+        if at.write {
+            put_str(&mut *self.out, v);
+        }
+        self.id.leaf(at.path, b'"', v.as_bytes());
+        if at.time {
+            self.time = Captured::Text(v.to_string());
+        }
+        if at.slot.is_some() {
+            let (a, b) = self.scratch.push(v);
+            self.capture(at, Cap::Text(a, b));
+        }
+    }
+
+    pub(crate) fn null(&mut self, at: &At) {
+        if at.write {
+            let _ = rmp::encode::write_nil(&mut *self.out);
+        }
+        self.id.leaf(at.path, b'n', &[]);
+        self.capture(at, Cap::Null);
+    }
+
+    /// The text of an item of a captured list (strings and integers, as written in JSON).
+    #[inline]
+    pub(crate) fn keep(&mut self, s: &str) {
+        self.scratch.text.push_str(s);
+        self.scratch.text.push('\u{1f}');
+    }
+
+    /// Starts an object or array at `at`; `None` past the nesting limit.
+    #[inline]
+    pub(crate) fn open(&mut self, at: &At) -> Option<Open> {
+        if at.depth >= MAX_DEPTH {
+            return None;
+        }
+        let hdr = at.write.then(|| {
+            let h = self.out.len();
+            self.out.extend_from_slice(&[0u8; 5]);
+            h
+        });
+        Some(Open {
+            hdr,
+            list_from: self.scratch.text.len() as u32,
+        })
+    }
+
+    /// Ends the object at `at` with `n` members.
+    #[inline]
+    pub(crate) fn close_map(&mut self, at: &At, open: Open, n: u32) {
+        self.id.leaf(at.path, b'{', &n.to_le_bytes());
+        if let Some(h) = open.hdr {
+            patch_len(self.out, h, n, true);
+        }
+    }
+
+    /// Ends the array at `at` with `n` items.
+    #[inline]
+    pub(crate) fn close_seq(&mut self, at: &At, open: Open, n: u32) {
+        self.id.leaf(at.path, b'[', &n.to_le_bytes());
+        if let Some(h) = open.hdr {
+            patch_len(self.out, h, n, false);
+        }
+        let list_to = self.scratch.text.len() as u32;
+        self.capture(at, Cap::List(open.list_from, list_to));
+    }
+}
+
+// serde_json's side: the visitors only hand what the parser finds to the walk.
 
 struct TopSeed<'a, 'w> {
     w: &'a mut Walk<'w>,
@@ -913,88 +1209,49 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u32, A::Error> {
         let mut n: u32 = 0;
-        let top = At {
-            path: 0,
-            depth: 0,
-            write: true,
-            slot: None,
-            time: false,
-            parent: None,
-        };
-        while let Some(key) = map.next_key_seed(KeySeed {
+        let keys = At::TOP.members();
+        while let Some(at) = map.next_key_seed(KeySeed {
             w: &mut *self.w,
-            at: top,
+            at: keys,
         })? {
-            let at = key.at;
             if at.write {
                 n += 1;
             }
             map.next_value_seed(ValueSeed {
                 w: &mut *self.w,
-                at,
+                at: at.value(true),
             })?;
         }
         Ok(n)
     }
 }
 
-/// A key, written (when its value is) and looked up in the capture set.
-struct KeySeed<'a, 'w, 'k> {
+/// A key, handed to [`Walk::key`].
+struct KeySeed<'a, 'w> {
     w: &'a mut Walk<'w>,
-    at: At<'k>,
+    at: At,
 }
 
-struct KeyOut {
-    at: At<'static>,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_, '_> {
-    type Value = KeyOut;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KeyOut, D::Error> {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+    type Value = At;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<At, D::Error> {
         d.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeySeed<'_, '_, '_> {
-    type Value = KeyOut;
+impl<'de> Visitor<'de> for KeySeed<'_, '_> {
+    type Value = At;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string key")
     }
-    fn visit_str<E>(self, v: &str) -> Result<KeyOut, E> {
-        let w = self.w;
-        let top = self.at.depth == 0;
-        let path = key_path(self.at.path, v);
-        let (slot, parent) = match w.fields {
-            Some(set) if top => (set.slot_at(path, None, v), set.parent(v)),
-            Some(set) => (
-                self.at.parent.and_then(|p| set.slot_at(path, Some(p), v)),
-                None,
-            ),
-            None => (None, None),
-        };
-        let dropped = top
-            && w.drop_mapped
-            && slot.is_some_and(|i| w.fields.is_some_and(|set| set.is_mapped(i)));
-        let write = self.at.write && !dropped;
-        if write {
-            put_str(&mut *w.out, v);
-        }
-        Ok(KeyOut {
-            at: At {
-                path,
-                depth: self.at.depth + 1,
-                write,
-                slot,
-                time: top && !w.time_name.is_empty() && w.time_name == v,
-                parent,
-            },
-        })
+    fn visit_str<E>(self, v: &str) -> Result<At, E> {
+        Ok(self.w.key(&self.at, v))
     }
 }
 
 struct ValueSeed<'a, 'w> {
     w: &'a mut Walk<'w>,
-    at: At<'static>,
+    at: At,
 }
 
 impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
@@ -1004,160 +1261,75 @@ impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
     }
 }
 
-impl ValueSeed<'_, '_> {
-    fn capture(&mut self, c: Cap) {
-        if let Some(slot) = self.at.slot {
-            self.w.scratch.set(slot, c);
-        }
-    }
-}
-
 impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(mut self, v: bool) -> Result<(), E> {
-        if self.at.write {
-            let _ = rmp::encode::write_bool(&mut *self.w.out, v);
-        }
-        self.w.id.leaf(self.at.path, b'b', &[u8::from(v)]);
-        self.capture(Cap::Bool(v));
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.w.boolean(&self.at, v);
         Ok(())
     }
-    fn visit_i64<E>(mut self, v: i64) -> Result<(), E> {
-        if self.at.write {
-            let _ = rmp::encode::write_sint(&mut *self.w.out, v);
-        }
-        self.w.id.leaf(self.at.path, b'i', &v.to_le_bytes());
-        if self.at.time {
-            self.w.time = Captured::Int(v);
-        }
-        self.capture(Cap::Int(v));
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.w.int(&self.at, v);
         Ok(())
     }
-    fn visit_u64<E>(mut self, v: u64) -> Result<(), E> {
-        if self.at.write {
-            let _ = rmp::encode::write_uint(&mut *self.w.out, v);
-        }
-        match i64::try_from(v) {
-            Ok(i) => self.w.id.leaf(self.at.path, b'i', &i.to_le_bytes()),
-            Err(_) => self.w.id.leaf(self.at.path, b'u', &v.to_le_bytes()),
-        }
-        let i = v.min(i64::MAX as u64) as i64;
-        if self.at.time {
-            self.w.time = Captured::Int(i);
-        }
-        self.capture(Cap::Int(i));
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.w.uint(&self.at, v);
         Ok(())
     }
-    fn visit_f64<E>(mut self, v: f64) -> Result<(), E> {
-        if self.at.write {
-            let _ = rmp::encode::write_f64(&mut *self.w.out, v);
-        }
-        self.w
-            .id
-            .leaf(self.at.path, b'f', &v.to_bits().to_le_bytes());
-        if self.at.time {
-            self.w.time = Captured::Float(v);
-        }
-        self.capture(Cap::Float(v));
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        self.w.float(&self.at, v);
         Ok(())
     }
-    fn visit_str<E>(mut self, v: &str) -> Result<(), E> {
-        if self.at.write {
-            put_str(&mut *self.w.out, v);
-        }
-        self.w.id.leaf(self.at.path, b'"', v.as_bytes());
-        if self.at.time {
-            self.w.time = Captured::Text(v.to_string());
-        }
-        if self.at.slot.is_some() {
-            let (a, b) = self.w.scratch.push(v);
-            self.capture(Cap::Text(a, b));
-        }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.w.text(&self.at, v);
         Ok(())
     }
-    fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
-        if self.at.write {
-            let _ = rmp::encode::write_nil(&mut *self.w.out);
-        }
-        self.w.id.leaf(self.at.path, b'n', &[]);
-        self.capture(Cap::Null);
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.w.null(&self.at);
         Ok(())
     }
     fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
         self.visit_unit()
     }
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        if self.at.depth >= MAX_DEPTH {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let at = self.at;
+        let Some(open) = self.w.open(&at) else {
             return Err(serde::de::Error::custom(DEPTH_MSG));
-        }
-        let hdr = self.at.write.then(|| {
-            let at = self.w.out.len();
-            self.w.out.extend_from_slice(&[0u8; 5]);
-            at
-        });
-        // A captured array keeps the texts of its scalar items.
-        let list_from = self.w.scratch.text.len() as u32;
+        };
         let mut n: u32 = 0;
         while seq
             .next_element_seed(ItemSeed {
                 w: &mut *self.w,
-                at: At {
-                    path: index_path(self.at.path, n),
-                    depth: self.at.depth + 1,
-                    write: self.at.write,
-                    slot: None,
-                    time: false,
-                    parent: None,
-                },
-                list: self.at.slot.is_some(),
+                at: at.item(n),
+                list: at.lists(),
             })?
             .is_some()
         {
             n += 1;
         }
-        self.w.id.leaf(self.at.path, b'[', &n.to_le_bytes());
-        if let Some(at) = hdr {
-            patch_len(self.w.out, at, n, false);
-        }
-        let list_to = self.w.scratch.text.len() as u32;
-        self.capture(Cap::List(list_from, list_to));
+        self.w.close_seq(&at, open, n);
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        if self.at.depth >= MAX_DEPTH {
+        let at = self.at;
+        let Some(open) = self.w.open(&at) else {
             return Err(serde::de::Error::custom(DEPTH_MSG));
-        }
-        let hdr = self.at.write.then(|| {
-            let at = self.w.out.len();
-            self.w.out.extend_from_slice(&[0u8; 5]);
-            at
-        });
-        let mut n: u32 = 0;
-        let inner = At {
-            slot: None,
-            time: false,
-            ..self.at
         };
-        while let Some(key) = map.next_key_seed(KeySeed {
+        let mut n: u32 = 0;
+        let keys = at.members();
+        while let Some(k) = map.next_key_seed(KeySeed {
             w: &mut *self.w,
-            at: inner,
+            at: keys,
         })? {
             map.next_value_seed(ValueSeed {
                 w: &mut *self.w,
-                at: At {
-                    parent: None,
-                    ..key.at
-                },
+                at: k.value(false),
             })?;
             n += 1;
         }
-        self.w.id.leaf(self.at.path, b'{', &n.to_le_bytes());
-        if let Some(at) = hdr {
-            patch_len(self.w.out, at, n, true);
-        }
+        self.w.close_map(&at, open, n);
         Ok(())
     }
 }
@@ -1165,39 +1337,28 @@ impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
 /// An array item: a value, whose scalar text also joins the captured list when `list`.
 struct ItemSeed<'a, 'w> {
     w: &'a mut Walk<'w>,
-    at: At<'static>,
+    at: At,
     list: bool,
 }
 
 impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let inner = ValueSeed {
+            w: self.w,
+            at: self.at,
+        };
         if self.list {
-            d.deserialize_any(ListItem {
-                inner: ValueSeed {
-                    w: self.w,
-                    at: self.at,
-                },
-            })
+            d.deserialize_any(ListItem { inner })
         } else {
-            d.deserialize_any(ValueSeed {
-                w: self.w,
-                at: self.at,
-            })
+            d.deserialize_any(inner)
         }
     }
 }
 
-/// A captured list's item: written as any value, and its text kept (strings and numbers).
+/// A captured list's item: written as any value, and its text kept (strings and integers).
 struct ListItem<'a, 'w> {
     inner: ValueSeed<'a, 'w>,
-}
-
-impl ListItem<'_, '_> {
-    fn keep(&mut self, s: &str) {
-        self.inner.w.scratch.text.push_str(s);
-        self.inner.w.scratch.text.push('\u{1f}');
-    }
 }
 
 impl<'de> Visitor<'de> for ListItem<'_, '_> {
@@ -1208,19 +1369,19 @@ impl<'de> Visitor<'de> for ListItem<'_, '_> {
     fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
         self.inner.visit_bool(v)
     }
-    fn visit_i64<E: serde::de::Error>(mut self, v: i64) -> Result<(), E> {
-        self.keep(&v.to_string());
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.inner.w.keep(&v.to_string());
         self.inner.visit_i64(v)
     }
-    fn visit_u64<E: serde::de::Error>(mut self, v: u64) -> Result<(), E> {
-        self.keep(&v.to_string());
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.inner.w.keep(&v.to_string());
         self.inner.visit_u64(v)
     }
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
         self.inner.visit_f64(v)
     }
-    fn visit_str<E: serde::de::Error>(mut self, v: &str) -> Result<(), E> {
-        self.keep(v);
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.inner.w.keep(v);
         self.inner.visit_str(v)
     }
     fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
@@ -1306,6 +1467,21 @@ mod tests {
     }
 
     /// Golden bytes, every byte explained.
+    #[test]
+    fn put_str_writes_what_rmp_writes_at_every_length() {
+        let text: String = ('a'..='z').cycle().take(70_000).collect();
+        for n in (0..300).chain([65_535, 65_536, 69_999]) {
+            let s = &text[..n];
+            for before in [0, 3] {
+                let mut ours = vec![7u8; before];
+                let mut theirs = ours.clone();
+                put_str(&mut ours, s);
+                rmp::encode::write_str(&mut theirs, s).unwrap();
+                assert_eq!(ours, theirs, "length {n}");
+            }
+        }
+    }
+
     #[test]
     fn golden_siem_record() {
         let got = enc(
