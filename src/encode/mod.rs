@@ -167,10 +167,39 @@ fn fmix(mut h: u64) -> u64 {
 /// Eight bytes (or fewer, zero-padded) as a little-endian word.
 #[inline]
 fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    let n = bytes.len().min(8);
-    w[..n].copy_from_slice(&bytes[..n]);
-    u64::from_le_bytes(w)
+    let n = bytes.len();
+    let at = |i: usize| u64::from(bytes.get(i).copied().unwrap_or(0));
+    let four = |i: usize| {
+        bytes
+            .get(i..i + 4)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
+    };
+    match n {
+        0 => 0,
+        // Three loads that may overlap; an overlapping byte is the same byte either way.
+        1..=3 => at(0) | at(n / 2) << (8 * (n / 2)) | at(n - 1) << (8 * (n - 1)),
+        4..=7 => four(0) | four(n - 4) << (8 * (n - 4)),
+        _ => bytes
+            .get(..8)
+            .and_then(|w| w.try_into().ok())
+            .map_or(0, u64::from_le_bytes),
+    }
+}
+
+/// The last `bytes.len() % 8` bytes of `bytes`, as `word` reads them; from one load of the
+/// last eight when there are eight.
+#[inline]
+fn tail_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let r = n % 8;
+    if r == 0 {
+        return 0;
+    }
+    match bytes.get(n.wrapping_sub(8)..).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        Some(last) if n >= 8 => u64::from_le_bytes(last) >> (8 * (8 - r)),
+        _ => word(bytes.get(n - r..).unwrap_or_default()),
+    }
 }
 
 /// Two independent 64-bit lanes over `bytes`, eight at a time, from `seed`.
@@ -184,7 +213,7 @@ fn fold(seed: u64, bytes: &[u8]) -> (u64, u64) {
         a = (a ^ w).wrapping_mul(K1).rotate_left(31);
         b = (b ^ w).wrapping_mul(K2).rotate_left(29);
     }
-    let w = word(chunks.remainder()) ^ ((bytes.len() as u64) << 56);
+    let w = tail_word(bytes) ^ ((bytes.len() as u64) << 56);
     a = (a ^ w).wrapping_mul(K1);
     b = (b ^ w).wrapping_mul(K2);
     (fmix(a), fmix(b ^ a))
@@ -199,7 +228,7 @@ fn key_path(parent: u64, key: &str) -> u64 {
     for c in &mut chunks {
         h = (h ^ word(c)).wrapping_mul(K1).rotate_left(27);
     }
-    h ^= word(chunks.remainder()) ^ ((bytes.len() as u64) << 56);
+    h ^= tail_word(bytes) ^ ((bytes.len() as u64) << 56);
     fmix(h.wrapping_mul(K2))
 }
 
@@ -1467,6 +1496,24 @@ mod tests {
     }
 
     /// Golden bytes, every byte explained.
+    #[test]
+    fn words_are_the_zero_padded_little_endian_bytes() {
+        let bytes: Vec<u8> = (1..=40u8).map(|b| b.wrapping_mul(37)).collect();
+        let padded = |b: &[u8]| {
+            let mut w = [0u8; 8];
+            w[..b.len()].copy_from_slice(b);
+            u64::from_le_bytes(w)
+        };
+        for from in 0..8 {
+            for n in 0..=30 {
+                let b = &bytes[from..from + n];
+                assert_eq!(word(&b[..n.min(8)]), padded(&b[..n.min(8)]), "word of {n}");
+                let r = n % 8;
+                assert_eq!(tail_word(b), padded(&b[n - r..]), "tail of {n}");
+            }
+        }
+    }
+
     #[test]
     fn put_str_writes_what_rmp_writes_at_every_length() {
         let text: String = ('a'..='z').cycle().take(70_000).collect();
