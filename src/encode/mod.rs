@@ -196,7 +196,10 @@ fn tail_word(bytes: &[u8]) -> u64 {
     if r == 0 {
         return 0;
     }
-    match bytes.get(n.wrapping_sub(8)..).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+    match bytes
+        .get(n.wrapping_sub(8)..)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+    {
         Some(last) if n >= 8 => u64::from_le_bytes(last) >> (8 * (8 - r)),
         _ => word(bytes.get(n - r..).unwrap_or_default()),
     }
