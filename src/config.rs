@@ -86,6 +86,7 @@ pub const PROPERTIES: &[Property] = &[
     Property { name: "state_reset", default: None, parse: parse::state_reset, description: "Set to a new value (e.g. today's date) to forget all saved positions once and start again from initial_lookback." },
     Property { name: "startup_check", default: Some("off"), parse: parse::startup_check, description: "on: when the instance starts, probe every selected source once and log a table of what works (as mimecast-check prints it)." },
     Property { name: "buffer_max_size", default: Some("32M"), parse: parse::buffer_max_size, description: "Most bytes of records handed to Fluent Bit at once, and the most the one buffer the records wait in holds (k, M suffixes; 64k-64M). With handoff collect, it caps how fast a backlog drains (this much a second)." },
+    Property { name: "rate_limit", default: Some("80M"), parse: parse::rate_limit, description: "Most bytes of records handed to Fluent Bit a second (k, M suffixes), or 0 for no limit. Fluent Bit holds what an input appended until its outputs flush (the service's flush interval), so this bounds the host's memory while a backlog drains, at about this much per second of flush interval; the default drains about 170,000 SIEM records a second." },
     Property { name: "handoff", default: Some("auto"), parse: parse::handoff, description: "How records reach Fluent Bit: event (as they come, through an event collector on the instance's thread: less memory, faster), collect (once a second, at the proxy's collect, at most buffer_max_size each time), or auto: event on the Fluent Bit versions it is verified on (5.1), collect elsewhere." },
     Property { name: "requests_per_second", default: Some("0"), parse: parse::requests_per_second, description: "Most requests per second this plugin sends to the Mimecast API for one client id, across all its instances and sources (token requests included, batch-file downloads not), e.g. 0.5 for 30 a minute; when instances differ, the lowest applies. 0: no cap of our own (429s are still honoured)." },
     Property { name: "batch_concurrency", default: Some("4"), parse: parse::batch_concurrency, description: "SIEM batch files each type downloads at once: the one being decoded and up to this many minus one ahead of it, held compressed within 4 MiB per instance (1-16)." },
@@ -109,6 +110,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub ca_file: Option<PathBuf>,
     pub buffer_max_size: usize,
+    /// Most bytes of records handed to the host a second; 0: no limit.
+    pub rate_limit: u64,
     pub handoff: HandoffMode,
     pub batch_concurrency: usize,
     pub state_dir: PathBuf,
@@ -392,6 +395,17 @@ mod parse {
         }
     }
 
+    pub fn rate_limit(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
+        let v = v.unwrap_or_default();
+        match parse_size(v) {
+            Some(0) => d.c.rate_limit = 0,
+            Some(n) if n >= 1 << 20 => d.c.rate_limit = n as u64,
+            _ => e.push(format!(
+                "'{v}' is not 0 (no limit) or a size of at least 1M (bytes a second)"
+            )),
+        }
+    }
+
     pub fn handoff(d: &mut Draft, v: Option<&str>, e: &mut Vec<String>) {
         match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
             None | Some("auto") => d.c.handoff = HandoffMode::Auto,
@@ -487,6 +501,7 @@ impl Draft {
                 request_timeout: Duration::ZERO,
                 ca_file: None,
                 buffer_max_size: 0,
+                rate_limit: 0,
                 handoff: HandoffMode::Auto,
                 batch_concurrency: 0,
                 state_dir: PathBuf::new(),
@@ -701,6 +716,7 @@ mod tests {
         assert_eq!(c.initial_lookback, Duration::from_secs(86_400));
         assert_eq!(c.page_size, 100);
         assert_eq!(c.buffer_max_size, 32 << 20);
+        assert_eq!(c.rate_limit, 80 << 20);
         assert_eq!(c.batch_concurrency, 4);
         assert_eq!(c.siem_mode, SiemMode::Batch);
         assert!(
@@ -770,6 +786,25 @@ mod tests {
         assert!(check_base_url("https://api.example.com/path").is_err());
         assert!(check_base_url("https://user:pw@api.example.com").is_err());
         assert!(check_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn rate_limit_is_zero_or_at_least_a_megabyte() {
+        let with = |v: &str| {
+            cfg(&[
+                ("client_id", "id"),
+                ("client_secret", "s"),
+                ("rate_limit", v),
+            ])
+            .map(|c| c.rate_limit)
+        };
+        assert_eq!(with("0"), Ok(0));
+        assert_eq!(with("1M"), Ok(1 << 20));
+        assert_eq!(with("200m"), Ok(200 << 20));
+        for bad in ["512k", "fast", "-1", ""] {
+            let e = with(bad).expect_err(bad);
+            assert!(e.iter().any(|m| m.contains("rate_limit")), "{e:?}");
+        }
     }
 
     #[test]

@@ -109,6 +109,16 @@ pub struct Handoff {
     event_limit: AtomicUsize,
     /// Positions taken by the host, not yet to be written ([`HOLD`]).
     held: Mutex<Held>,
+    /// `rate_limit`: the most bytes a second pushed (0: no limit), and its bucket.
+    rate: u64,
+    pace: Mutex<Pace>,
+}
+
+/// A token bucket in bytes: what may be pushed now without waiting (negative: owed by the
+/// pushes already let through, which wait it off in turn), as of `at`.
+struct Pace {
+    tokens: f64,
+    at: Instant,
 }
 
 impl Handoff {
@@ -127,7 +137,44 @@ impl Handoff {
             waker: OnceLock::new(),
             event_limit: AtomicUsize::new(EVENT_LIMIT),
             held: Mutex::new(Held::default()),
+            rate: 0,
+            pace: Mutex::new(Pace {
+                tokens: 0.0,
+                at: Instant::now(),
+            }),
         }
+    }
+
+    /// Lets at most `rate` bytes a second through [`push`](Self::push) (0: no limit), in
+    /// bursts of at most a quarter second's worth. What the host holds between two flushes of
+    /// its outputs is what the instance appended since the last one, so this bounds it while
+    /// a backlog drains.
+    pub fn with_rate(mut self, rate: u64) -> Self {
+        self.rate = rate;
+        lock(&self.pace).tokens = Self::burst(rate);
+        self
+    }
+
+    fn burst(rate: u64) -> f64 {
+        rate as f64 / 4.0
+    }
+
+    /// Takes `n` bytes from the bucket: how long to wait before pushing them.
+    fn pace(&self, n: usize) -> Option<Duration> {
+        if self.rate == 0 {
+            return None;
+        }
+        let rate = self.rate as f64;
+        let mut p = lock(&self.pace);
+        let now = Instant::now();
+        let refill = now.saturating_duration_since(p.at).as_secs_f64() * rate;
+        let burst = Self::burst(self.rate);
+        p.tokens = (p.tokens + refill).min(burst) - n as f64;
+        p.at = now;
+        // Out of tokens: wait until half a burst is back, so that the pulling thread works in
+        // stretches of an eighth of a second, not a chunk at a time (this VM ran the same
+        // decoding about half as fast again when it woke for every chunk).
+        (p.tokens < 0.0).then(|| Duration::from_secs_f64((burst / 2.0 - p.tokens) / rate))
     }
 
     /// Positions of records the host has just taken (or of none, when nothing before them is
@@ -222,6 +269,9 @@ impl Handoff {
         records: u64,
         mut position: Option<Commit>,
     ) -> Result<(), Closed> {
+        if let Some(wait) = self.pace(chunk.len()) {
+            tokio::time::sleep(wait).await;
+        }
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
@@ -322,6 +372,22 @@ impl Handoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pacing_lets_a_burst_through_then_waits_off_what_is_owed() {
+        let mb = 1 << 20;
+        assert!(Handoff::new(mb).pace(64 * mb).is_none(), "no limit");
+        // 4 MiB a second: a burst of 1 MiB passes at once.
+        let h = Handoff::new(mb).with_rate(4 * mb as u64);
+        assert!(h.pace(mb / 2).is_none());
+        assert!(h.pace(mb / 2).is_none());
+        // Then 1 MiB more is owed: waited off, with half a burst more (0.375 s).
+        let wait = h.pace(mb).expect("a wait").as_secs_f64();
+        assert!((0.37..0.38).contains(&wait), "{wait}");
+        // A push while that wait runs owes its own bytes on top (another 0.25 s).
+        let wait = h.pace(mb).expect("a wait").as_secs_f64();
+        assert!((0.62..0.63).contains(&wait), "{wait}");
+    }
     use std::sync::Arc;
 
     fn commit(n: u32) -> Option<Commit> {

@@ -35,7 +35,7 @@ pub struct SourceCtx {
 impl SourceCtx {
     pub fn new(cfg: Config, client: Client, log: Logger, state: Arc<StateStore>) -> SourceCtx {
         SourceCtx {
-            handoff: Handoff::new(cfg.buffer_max_size),
+            handoff: Handoff::new(cfg.buffer_max_size).with_rate(cfg.rate_limit),
             metrics: client.metrics.clone(),
             cfg,
             client,
