@@ -372,6 +372,7 @@ impl Handoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn pacing_lets_a_burst_through_then_waits_off_what_is_owed() {
@@ -388,7 +389,6 @@ mod tests {
         let wait = h.pace(mb).expect("a wait").as_secs_f64();
         assert!((0.62..0.63).contains(&wait), "{wait}");
     }
-    use std::sync::Arc;
 
     fn commit(n: u32) -> Option<Commit> {
         Some(Commit {
