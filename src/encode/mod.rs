@@ -196,12 +196,11 @@ fn tail_word(bytes: &[u8]) -> u64 {
     if r == 0 {
         return 0;
     }
-    match bytes
-        .get(n.wrapping_sub(8)..)
-        .and_then(|w| <[u8; 8]>::try_from(w).ok())
-    {
-        Some(last) if n >= 8 => u64::from_le_bytes(last) >> (8 * (8 - r)),
-        _ => word(bytes.get(n - r..).unwrap_or_default()),
+    let last = n.checked_sub(8).and_then(|at| bytes.get(at..));
+    match last.and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        Some(last) => u64::from_le_bytes(last) >> (8 * (8 - r)),
+        // Shorter than eight: all of it is the tail.
+        None => word(bytes),
     }
 }
 
@@ -210,8 +209,7 @@ fn tail_word(bytes: &[u8]) -> u64 {
 fn fold(seed: u64, bytes: &[u8]) -> (u64, u64) {
     let mut a = seed ^ 0x9e37_79b9_7f4a_7c15;
     let mut b = seed.rotate_left(32) ^ 0xc2b2_ae3d_27d4_eb4f;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
+    for c in bytes.chunks_exact(8) {
         let w = word(c);
         a = (a ^ w).wrapping_mul(K1).rotate_left(31);
         b = (b ^ w).wrapping_mul(K2).rotate_left(29);
@@ -227,8 +225,7 @@ fn fold(seed: u64, bytes: &[u8]) -> (u64, u64) {
 fn key_path(parent: u64, key: &str) -> u64 {
     let bytes = key.as_bytes();
     let mut h = parent ^ 0x2545_f491_4f6c_dd1d;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
+    for c in bytes.chunks_exact(8) {
         h = (h ^ word(c)).wrapping_mul(K1).rotate_left(27);
     }
     h ^= tail_word(bytes) ^ ((bytes.len() as u64) << 56);
@@ -652,21 +649,18 @@ fn encode_inner(
     // that is not UTF-8 goes to serde_json as bytes, for the same error as ever.
     let text = std::str::from_utf8(json).ok();
     let mut unescaped = std::mem::take(&mut scratch.unescaped);
-    let mut w = Walk::new(&mut *out, &mut *scratch, time, layout);
     let scanned = match (text, how) {
-        (Some(text), Parse::Scan) => scan::object(text, &mut w, &mut unescaped),
+        (Some(text), Parse::Scan) => {
+            let mut w = Walk::new(&mut *out, &mut *scratch, time, layout);
+            scan::object(text, &mut w, &mut unescaped).map(|n| (n, w.time, w.id))
+        }
         _ => None,
     };
+    scratch.unescaped = unescaped;
     let (n_own, captured, mut id) = match scanned {
-        Some(n) => {
-            let r = (n, w.time, w.id);
-            scratch.unescaped = unescaped;
-            r
-        }
+        Some(walked) => walked,
         None => {
             // Left to serde_json: what the scanner wrote goes.
-            drop(w);
-            scratch.unescaped = unescaped;
             out.truncate(walk_from);
             let mut w = Walk::new(&mut *out, &mut *scratch, time, layout);
             let n = match text {

@@ -52,27 +52,14 @@ pub(crate) fn object(text: &str, w: &mut Walk, buf: &mut String) -> Option<u32> 
     s.ws();
     s.eat(b'{')?;
     let keys = At::TOP.members();
-    let mut n: u32 = 0;
+    let mut written: u32 = 0;
+    s.elements::<b'}'>(|s, _| {
+        let at = s.key(w, &keys)?;
+        written += u32::from(at.write);
+        s.value(w, &at.value(true), false)
+    })?;
     s.ws();
-    if s.peek()? == b'}' {
-        s.i += 1;
-    } else {
-        loop {
-            let at = s.key(w, &keys)?;
-            if at.write {
-                n += 1;
-            }
-            s.value(w, &at.value(true), false)?;
-            s.ws();
-            match s.bump()? {
-                b',' => s.ws(),
-                b'}' => break,
-                _ => return None,
-            }
-        }
-    }
-    s.ws();
-    (s.i == s.b.len()).then_some(n)
+    (s.i == s.b.len()).then_some(written)
 }
 
 impl Scan<'_, '_> {
@@ -329,26 +316,38 @@ impl Scan<'_, '_> {
         Some(())
     }
 
+    /// The members of an object or the items of an array, up to `CLOSE` (the opening
+    /// bracket is behind): `each` reads one, given its index. Their number.
+    #[inline(always)]
+    fn elements<const CLOSE: u8>(
+        &mut self,
+        mut each: impl FnMut(&mut Self, u32) -> Option<()>,
+    ) -> Option<u32> {
+        self.ws();
+        if self.peek()? == CLOSE {
+            self.i += 1;
+            return Some(0);
+        }
+        let mut n: u32 = 0;
+        loop {
+            each(self, n)?;
+            n += 1;
+            self.ws();
+            match self.bump()? {
+                b',' => self.ws(),
+                c if c == CLOSE => return Some(n),
+                _ => return None,
+            }
+        }
+    }
+
     fn map(&mut self, w: &mut Walk, at: &At) -> Option<()> {
         let open = w.open(at)?;
         let keys = at.members();
-        let mut n: u32 = 0;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
-        } else {
-            loop {
-                let k = self.key(w, &keys)?;
-                self.value(w, &k.value(false), false)?;
-                n += 1;
-                self.ws();
-                match self.bump()? {
-                    b',' => self.ws(),
-                    b'}' => break,
-                    _ => return None,
-                }
-            }
-        }
+        let n = self.elements::<b'}'>(|s, _| {
+            let k = s.key(w, &keys)?;
+            s.value(w, &k.value(false), false)
+        })?;
         w.close_map(at, open, n);
         Some(())
     }
@@ -356,22 +355,7 @@ impl Scan<'_, '_> {
     fn seq(&mut self, w: &mut Walk, at: &At) -> Option<()> {
         let open = w.open(at)?;
         let list = at.lists();
-        let mut n: u32 = 0;
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
-        } else {
-            loop {
-                self.value(w, &at.item(n), list)?;
-                n += 1;
-                self.ws();
-                match self.bump()? {
-                    b',' => self.ws(),
-                    b']' => break,
-                    _ => return None,
-                }
-            }
-        }
+        let n = self.elements::<b']'>(|s, i| s.value(w, &at.item(i), list))?;
         w.close_seq(at, open, n);
         Some(())
     }
