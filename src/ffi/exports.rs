@@ -310,7 +310,7 @@ unsafe extern "C" fn on_records_ready(
         let outcome = f
             .inst
             .deliver_now(|buf, records| collector.append(buf, records));
-        trim_now_and_then();
+        super::trim::handed_over();
         if outcome == crate::instance::Delivered::Refused {
             f.inst.log.problem(
                 "handoff refused",
@@ -320,31 +320,6 @@ unsafe extern "C" fn on_records_ready(
         }
         0
     })
-}
-
-/// Returns the process's freed heap memory to the system, at most once a second, from an
-/// instance thread after it handed records over. Fluent Bit's chunks and ring entries and our
-/// buffers are freed on other threads than they were allocated on, and glibc keeps what is
-/// freed in each thread's arena; without this, the process keeps its peak for good.
-fn trim_now_and_then() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static LAST_MS: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let last = LAST_MS.load(Ordering::Relaxed);
-    let due = now.saturating_sub(last) >= 1000
-        && LAST_MS
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
-    #[cfg(target_env = "gnu")]
-    if due {
-        // SAFETY: malloc_trim takes no pointers and is safe to call from any thread.
-        unsafe { libc::malloc_trim(0) };
-    }
-    #[cfg(not(target_env = "gnu"))]
-    let _ = due;
 }
 
 /// Reads the instance's properties, reports what is wrong with them or which were read, and
@@ -418,8 +393,14 @@ unsafe fn collect(found: Option<Found>, data: *mut *mut c_void, len: *mut usize)
     sink.drain();
     publish_metrics(&inst, &metrics);
     let (ptr, n) = match inst.collect() {
-        Some(buf) => buf.into_raw(),
-        None => (std::ptr::null_mut(), 0),
+        Some(buf) => {
+            super::trim::handed_over();
+            buf.into_raw()
+        }
+        None => {
+            super::trim::tick();
+            (std::ptr::null_mut(), 0)
+        }
     };
     // SAFETY: checked non-null above; ptr is null or a malloc'd buffer the host now owns
     // until our cleanup callback (or its own free()).

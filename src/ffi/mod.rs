@@ -9,3 +9,4 @@ pub mod event;
 pub mod exports;
 pub mod host;
 pub mod panic;
+pub mod trim;
