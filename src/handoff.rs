@@ -89,10 +89,27 @@ pub const HOLD: Duration = Duration::from_secs(1);
 /// Positions of records the host took, waiting for [`HOLD`] to pass.
 #[derive(Default)]
 struct Held {
-    /// Oldest first: when they were taken (or the input last paused or resumed), and what.
-    queue: VecDeque<(Instant, Vec<Commit>)>,
+    /// Oldest first: when they were taken (or the input last paused or resumed), how many
+    /// records the host had been given up to and including them, and what.
+    queue: VecDeque<(Instant, u64, Vec<Commit>)>,
     /// While the host has paused the input its engine does not drain the ring buffer.
     paused: bool,
+    /// Records the host accepted from this instance so far (appends it did not refuse).
+    given: u64,
+    /// `given` as of the last position written.
+    written_upto: u64,
+}
+
+/// What [`Handoff::at_stop`] found.
+#[derive(Debug, Default)]
+pub struct AtStop {
+    /// The positions to write now, oldest first.
+    pub commits: Vec<Commit>,
+    /// Records handed over whose positions are not written (the host did not take them in,
+    /// or did not say): they are read again at the next start.
+    pub left: u64,
+    /// Whether the host said how many records it took in.
+    pub counted: bool,
 }
 
 /// The hand-off between the sources and collect: one buffer of at most `buffer_max_size`
@@ -177,33 +194,78 @@ impl Handoff {
         (p.tokens < 0.0).then(|| Duration::from_secs_f64((burst / 2.0 - p.tokens) / rate))
     }
 
-    /// Positions of records the host has just taken (or of none, when nothing before them is
-    /// pending): they are written once [`HOLD`] has passed ([`Handoff::due`]), in this order.
-    pub fn hold(&self, commits: Vec<Commit>) {
+    /// The host has just taken `records` records and the positions they complete (or none,
+    /// when nothing before them is pending): the positions are written once [`HOLD`] has passed
+    /// ([`Handoff::due`]), in this order.
+    pub fn hold(&self, records: u64, commits: Vec<Commit>) {
+        let mut h = lock(&self.held);
+        h.given += records;
         if commits.is_empty() {
+            if h.queue.is_empty() {
+                h.written_upto = h.given;
+            }
             return;
         }
-        lock(&self.held).queue.push_back((Instant::now(), commits));
+        let upto = h.given;
+        h.queue.push_back((Instant::now(), upto, commits));
     }
 
-    /// The held positions whose time has come (all of them with `all`: the instance stops and
-    /// the host has taken in what it appended), oldest first. None while the input is paused.
-    pub fn due(&self, all: bool) -> Vec<Commit> {
+    /// The held positions whose time has come, oldest first. None while the input is paused.
+    pub fn due(&self) -> Vec<Commit> {
         let mut h = lock(&self.held);
-        if h.paused && !all {
+        if h.paused {
             return Vec::new();
         }
         let now = Instant::now();
         let mut out = Vec::new();
-        while let Some((at, _)) = h.queue.front() {
-            if !all && now.duration_since(*at) < HOLD {
+        while let Some((at, _, _)) = h.queue.front() {
+            if now.duration_since(*at) < HOLD {
                 break;
             }
-            if let Some((_, c)) = h.queue.pop_front() {
+            if let Some((_, upto, c)) = h.queue.pop_front() {
+                h.written_upto = upto;
                 out.extend(c);
             }
         }
         out
+    }
+
+    /// The instance stops: the held positions of the records the host has moved into its
+    /// chunks. `taken` is the host's count of this instance's records in chunks (Fluent Bit's
+    /// `fluentbit_input_records_total`); the engine moves appends out of the ring buffer in
+    /// order, so the first `taken` records handed over are the ones it has. At exit it frees
+    /// what is still in the ring buffer (an input paused at `mem_buf_limit` keeps it there)
+    /// instead of taking it in, and the positions of those records must not be written.
+    /// Without a count (`None`), only the positions that are due are written, as after a
+    /// kill: the records of the last second or so come again, none is lost.
+    pub fn at_stop(&self, taken: Option<u64>) -> AtStop {
+        let Some(taken) = taken else {
+            let commits = self.due();
+            let h = lock(&self.held);
+            let left = if h.queue.is_empty() {
+                0
+            } else {
+                h.given - h.written_upto
+            };
+            return AtStop {
+                commits,
+                left,
+                counted: false,
+            };
+        };
+        let mut h = lock(&self.held);
+        let mut commits = Vec::new();
+        while h.queue.front().is_some_and(|(_, upto, _)| *upto <= taken) {
+            if let Some((_, upto, c)) = h.queue.pop_front() {
+                h.written_upto = upto;
+                commits.extend(c);
+            }
+        }
+        AtStop {
+            commits,
+            left: h.given.saturating_sub(taken),
+            counted: true,
+        }
     }
 
     /// The host paused (`true`) or resumed the input: what is held waits [`HOLD`] from now on
@@ -212,7 +274,7 @@ impl Handoff {
         let mut h = lock(&self.held);
         h.paused = paused;
         let now = Instant::now();
-        for (at, _) in h.queue.iter_mut() {
+        for (at, _, _) in h.queue.iter_mut() {
             *at = now;
         }
     }
@@ -441,31 +503,74 @@ mod tests {
     }
 
     /// Positions are written only once HOLD has passed since the host took their records, in
-    /// order, never while the input is paused (and HOLD again from the resume); all of them
-    /// when the instance stops.
+    /// order, never while the input is paused (and HOLD again from the resume).
     #[test]
     fn taken_positions_are_held_before_they_are_written() {
         let h = Handoff::new(1 << 20);
-        assert!(h.due(false).is_empty());
-        h.hold(commit(1).into_iter().collect());
-        h.hold(Vec::new());
+        assert!(h.due().is_empty());
+        h.hold(10, commit(1).into_iter().collect());
+        h.hold(5, Vec::new());
         std::thread::sleep(HOLD / 2);
-        h.hold(commit(2).into_iter().collect());
-        assert!(h.due(false).is_empty(), "too early");
+        h.hold(10, commit(2).into_iter().collect());
+        assert!(h.due().is_empty(), "too early");
         std::thread::sleep(HOLD / 2 + Duration::from_millis(20));
-        assert_eq!(cursors(&h.due(false)), ["1"]);
+        assert_eq!(cursors(&h.due()), ["1"]);
         h.hold_paused(true);
         std::thread::sleep(HOLD / 2 + Duration::from_millis(20));
-        assert!(h.due(false).is_empty(), "paused");
+        assert!(h.due().is_empty(), "paused");
         h.hold_paused(false);
-        assert!(h.due(false).is_empty(), "HOLD again from the resume");
-        h.hold(commit(3).into_iter().collect());
+        assert!(h.due().is_empty(), "HOLD again from the resume");
+        h.hold(10, commit(3).into_iter().collect());
         std::thread::sleep(HOLD + Duration::from_millis(20));
-        assert_eq!(cursors(&h.due(false)), ["2", "3"]);
-        h.hold(commit(4).into_iter().collect());
-        h.hold_paused(true);
-        assert_eq!(cursors(&h.due(true)), ["4"], "all at stop");
-        assert!(h.due(true).is_empty());
+        assert_eq!(cursors(&h.due()), ["2", "3"]);
+    }
+
+    /// At stop, the held positions of the records the host says it took in are written, in
+    /// order and whether paused or not; those of records it did not take in are not, and are
+    /// counted. Records handed over without a position of their own count too.
+    #[test]
+    fn at_stop_writes_the_positions_of_what_the_host_took_in() {
+        let held = || {
+            let h = Handoff::new(1 << 20);
+            h.hold(10, commit(1).into_iter().collect()); // records 1-10
+            h.hold(5, Vec::new()); // 11-15
+            h.hold(10, commit(2).into_iter().collect()); // 16-25
+            h.hold(0, commit(3).into_iter().collect()); // nothing pending: true with 25
+            h.hold(10, commit(4).into_iter().collect()); // 26-35
+            h.hold_paused(true);
+            h
+        };
+        for (taken, want, left) in [
+            (35, &["1", "2", "3", "4"][..], 0),
+            (40, &["1", "2", "3", "4"], 0),
+            (34, &["1", "2", "3"], 1),
+            (25, &["1", "2", "3"], 10),
+            (24, &["1"], 11),
+            (10, &["1"], 25),
+            (9, &[], 26),
+            (0, &[], 35),
+        ] {
+            let stop = held().at_stop(Some(taken));
+            assert_eq!(cursors(&stop.commits), want, "taken {taken}");
+            assert_eq!((stop.left, stop.counted), (left, true), "taken {taken}");
+        }
+        // The host does not say: only what is due (nothing, paused), and the records after
+        // the last written position are left.
+        let h = held();
+        let stop = h.at_stop(None);
+        assert!(stop.commits.is_empty());
+        assert_eq!((stop.left, stop.counted), (35, false));
+        let h = Handoff::new(1 << 20);
+        h.hold(10, commit(1).into_iter().collect());
+        std::thread::sleep(HOLD + Duration::from_millis(20));
+        h.hold(7, commit(2).into_iter().collect());
+        let stop = h.at_stop(None);
+        assert_eq!(cursors(&stop.commits), ["1"]);
+        assert_eq!(stop.left, 7);
+        // Written once: a second stop finds nothing more.
+        let stop = h.at_stop(Some(17));
+        assert_eq!(cursors(&stop.commits), ["2"]);
+        assert!(h.at_stop(Some(17)).commits.is_empty());
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -20,6 +20,7 @@ struct Outstanding {
     ptr: usize,
     cap: usize,
     bytes: usize,
+    records: u64,
     commits: Vec<Commit>,
 }
 
@@ -88,10 +89,10 @@ impl Instance {
             return None;
         }
         let (batch, commits) = self.ctx.handoff.take();
-        let Some(Batch { buf, .. }) = batch else {
+        let Some(Batch { buf, records }) = batch else {
             // Nothing to deliver, and everything before it was delivered already: the
             // positions are true now.
-            self.commit(commits);
+            self.commit(0, commits);
             return None;
         };
         self.log.debug(format_args!(
@@ -102,6 +103,7 @@ impl Instance {
             ptr: buf.as_slice().as_ptr() as usize,
             cap: buf.capacity(),
             bytes: buf.len(),
+            records,
             commits,
         });
         Some(buf)
@@ -117,7 +119,7 @@ impl Instance {
         }
         let (batch, commits) = self.ctx.handoff.take();
         let Some(batch) = batch else {
-            self.commit(commits);
+            self.commit(0, commits);
             return Delivered::Nothing;
         };
         let out_at = std::time::Instant::now();
@@ -126,7 +128,7 @@ impl Instance {
             return Delivered::Refused;
         }
         self.ctx.metrics.delivered(batch.buf.len() as u64);
-        self.commit(commits);
+        self.commit(batch.records, commits);
         self.ctx.handoff.handed_over_in(out_at.elapsed());
         self.ctx.handoff.give_back(batch.buf);
         Delivered::Records(batch.records)
@@ -170,7 +172,7 @@ impl Instance {
         match out {
             Some(o) if o.ptr == ptr => {
                 self.ctx.metrics.delivered(o.bytes as u64);
-                self.commit(o.commits);
+                self.commit(o.records, o.commits);
                 Some(o.cap)
             }
             other => {
@@ -189,8 +191,8 @@ impl Instance {
     /// them was pending) once they are surely in its chunks ([`crate::handoff::HOLD`]): the
     /// pulling thread writes them when due, a few times a second at most, off the host's
     /// thread.
-    fn commit(&self, commits: Vec<Commit>) {
-        self.ctx.handoff.hold(commits);
+    fn commit(&self, records: u64, commits: Vec<Commit>) {
+        self.ctx.handoff.hold(records, commits);
     }
 
     /// The instance's figures (for metrics).
@@ -210,8 +212,10 @@ impl Instance {
         self.ctx.handoff.close();
     }
 
-    /// Stops pulling and joins the thread (Exit / Unregister). Idempotent.
-    pub fn shutdown(&self) {
+    /// Stops pulling and joins the thread (Exit / Unregister), then writes the held positions
+    /// of the records the host has in its chunks: `taken` is its count of this instance's
+    /// records there (see [`crate::handoff::Handoff::at_stop`]). Idempotent.
+    pub fn shutdown(&self, taken: Option<u64>) {
         self.begin_shutdown();
         lock(&self.stop).take();
         let t = lock(&self.thread).take();
@@ -221,17 +225,38 @@ impl Instance {
                     .error("the pulling thread ended with an internal error");
             }
         }
-        // The host has taken in what it appended before it stops an input: every held
-        // position is true now, and on the disk before Fluent Bit goes on (to exit or reload).
-        write_due(&self.ctx, true);
+        // On the disk before Fluent Bit goes on (to exit or reload).
+        let stop = self.ctx.handoff.at_stop(taken);
+        self.log.debug(format_args!(
+            "stopping: Fluent Bit counts {} records of this input in its chunks; {} positions written, {} records left",
+            taken.map_or_else(|| "no".to_string(), |n| n.to_string()),
+            stop.commits.len(),
+            stop.left
+        ));
+        if stop.left > 0 && stop.counted {
+            self.log.info(format_args!(
+                "stopping: Fluent Bit did not take the last {} records handed over into its chunks (the input was paused at mem_buf_limit or a storage limit, or stopped before the engine moved them); they are read again at the next start",
+                stop.left
+            ));
+        } else if stop.left > 0 {
+            self.log.info(format_args!(
+                "stopping: Fluent Bit does not say which records it took into its chunks, so the positions of the last {} records handed over are not saved; they are read again at the next start",
+                stop.left
+            ));
+        }
+        if !stop.commits.is_empty() {
+            self.ctx
+                .state
+                .apply(stop.commits.into_iter().map(|c| (c.key, c.cursor)));
+        }
         self.state.sync_now();
         self.log.debug("stopped");
     }
 }
 
-/// Writes the held positions whose time has come (all of them with `all`).
-fn write_due(ctx: &SourceCtx, all: bool) {
-    let due = ctx.handoff.due(all);
+/// Writes the held positions whose time has come.
+fn write_due(ctx: &SourceCtx) {
+    let due = ctx.handoff.due();
     if !due.is_empty() {
         ctx.state.apply(due.into_iter().map(|c| (c.key, c.cursor)));
     }
@@ -260,7 +285,7 @@ fn run(ctx: Arc<SourceCtx>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let ticker = async {
             loop {
                 tokio::time::sleep(crate::handoff::HOLD / 4).await;
-                write_due(&ctx, false);
+                write_due(&ctx);
             }
         };
         tokio::select! {

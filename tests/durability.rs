@@ -71,6 +71,74 @@ fn restart_resumes_where_it_stopped() {
     assert_exactly_once_since(&both, &settled, &truth(&sim, &types, from));
 }
 
+/// Stopped while the host has it paused at its buffer limits, an instance exits with its last
+/// appends still in the ring buffer, and Fluent Bit frees them rather than taking them in (the
+/// test host does the same). The plugin writes only the positions of the records the host
+/// counts in its chunks, so the next start reads the dropped ones again: every event once.
+#[test]
+fn a_stop_while_paused_reads_again_what_the_host_dropped() {
+    let sim = sim_with(|c| c.siem_rate = 500);
+    let state = temp_dir("stop-paused");
+    let state_s = state.to_string_lossy().into_owned();
+    let types = ["receipt"];
+    let from = day_start_ms(DAY);
+    let extra = [("siem_types", "receipt"), ("state_dir", state_s.as_str())];
+
+    let plugin = Plugin::copy();
+    let mut first = host(&plugin, Generation::V5_1_1);
+    first.add_instance(spec(&sim, &extra)).unwrap();
+    first.start();
+    // Records flow as they come (5.1.1): pause in the middle of the backlog, with the last
+    // quarter second of appends in the ring buffer.
+    assert!(first
+        .collected
+        .wait_for(Duration::from_secs(60), |r| r.len() > 1000));
+    first.pause(0);
+    std::thread::sleep(Duration::from_millis(100));
+    let c = first.stop();
+    let dropped = c.ring_dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let part1 = c.snapshot();
+    assert!(
+        dropped > 0,
+        "nothing was left in the ring buffer at the stop"
+    );
+    let logs = c.logs.lock().unwrap().clone();
+    assert!(
+        logs.iter().any(|(_, l)| l.contains(&format!(
+            "did not take the last {dropped} records handed over"
+        ))),
+        "the plugin names the {dropped} records it reads again: {logs:?}"
+    );
+
+    let plugin2 = Plugin::copy();
+    let mut second = host(&plugin2, Generation::V5_1_1);
+    second.add_instance(spec(&sim, &extra)).unwrap();
+    second.start();
+    let settled = wait_settled(
+        &second,
+        Duration::from_secs(120),
+        || truth(&sim, &types, from),
+        |r, want| {
+            let all: BTreeSet<EventKey> = ids(&part1).into_iter().chain(ids(r)).collect();
+            &all == want
+        },
+    );
+    let part2 = second.stop().snapshot();
+    let mut both = part1.clone();
+    both.extend(part2);
+    let Some(settled) = settled else {
+        let want = truth(&sim, &types, from);
+        let got: BTreeSet<EventKey> = ids(&both).into_iter().collect();
+        panic!(
+            "second run did not complete: {} of {} events missing, {} records in all",
+            want.difference(&got).count(),
+            want.len(),
+            ids(&both).len()
+        );
+    };
+    assert_exactly_once_since(&both, &settled, &truth(&sim, &types, from));
+}
+
 #[test]
 fn state_reset_starts_again_on_purpose() {
     let sim = sim_with(|_| {});

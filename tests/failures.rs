@@ -178,7 +178,7 @@ fn failed_token_requests_are_counted_in_the_summary_without_waiting_a_minute() {
     let answered = sim.requests("token", 401);
     std::thread::sleep(Duration::from_millis(200));
     let s = inst.metrics();
-    inst.shutdown();
+    inst.shutdown(None);
     let line = summary_line(&s, now_ms());
     let (n, failed) = requests_and_failed(&line).expect("summary has request figures");
     assert!(n > 0 && failed > 0, "token failures not counted: {line}");
@@ -207,7 +207,7 @@ fn failed_token_requests_are_counted_in_the_summary_without_waiting_a_minute() {
         },
     );
     let s = inst.metrics();
-    inst.shutdown();
+    inst.shutdown(None);
     let line = summary_line(&s, now_ms());
     let (n, failed) = requests_and_failed(&line).expect("summary has request figures");
     assert!(n > 0 && n == failed, "unanswered token requests: {line}");

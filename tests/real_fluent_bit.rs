@@ -548,7 +548,7 @@ fn real_fluent_bit_pauses_and_resumes_the_input_without_loss() {
         &bin,
         "realfb-pause",
         2000,
-        "    mem_buf_limit 2M\n    buffer_max_size 1M\n",
+        "    mem_buf_limit 512k\n    buffer_max_size 1M\n",
         Duration::from_secs(180),
     );
     let pauses = err.matches("paused by the host").count();
@@ -705,4 +705,82 @@ fn real_fluent_bit_writes_valid_ecs_records_to_a_file() {
         .filter_map(|r| r.get("mimecast").and_then(mimecast_sim::identity))
         .collect();
     assert!(!siem.is_empty());
+}
+
+/// A stop while the host has paused the input (`mem_buf_limit` reached). Fluent Bit's engine
+/// moves a threaded input's appends from its ring buffer into chunks only while the input is
+/// not paused, and at exit frees what is left there rather than taking it in
+/// (`flb_input_chunk_ring_buffer_cleanup`), so the plugin must not count those records as
+/// delivered. Three stops, each right after a pause, then a run to the end on the same state:
+/// every event of the backlog arrives, and none twice.
+#[test]
+#[cfg_attr(
+    not(fluent_bit_bin),
+    ignore = "needs FLUENT_BIT_BIN=/path/to/fluent-bit (see README)"
+)]
+fn real_fluent_bit_stopped_while_paused_loses_nothing() {
+    let Some(bin) = fluent_bit() else { return };
+    let _cores = heavy();
+    let sim = sim_with(|c| c.siem_rate = 1000);
+    let plugin = Plugin::release();
+    let dir = temp_dir("realfb-stop-paused");
+    let inputs = input(
+        &sim,
+        &dir.join("s0"),
+        "    siem_types receipt\n    Tag mc.receipt\n    log_level debug\n    mem_buf_limit 512k\n    buffer_max_size 1M\n",
+    );
+    let from = day_start_ms(Duration::from_secs(86_400));
+    let want: BTreeSet<EventKey> = truth(&sim, &["receipt"], from);
+    let mut got = Vec::new();
+    let mut stops_while_paused = 0;
+    for round in 0..4 {
+        let mut run = start(&bin, &dir, &plugin, &inputs, &[]);
+        let t = Instant::now();
+        let last = round == 3;
+        loop {
+            if last {
+                if got.len() + run.out.lock().unwrap().len() >= want.len()
+                    || t.elapsed() > Duration::from_secs(120)
+                {
+                    std::thread::sleep(Duration::from_secs(2));
+                    break;
+                }
+            } else {
+                let err = run.err.lock().unwrap();
+                // Paused by the host, and not resumed since.
+                let paused = err.rfind("paused by the host");
+                if paused.is_some() && paused > err.rfind("resumed by the host") {
+                    stops_while_paused += 1;
+                    break;
+                }
+                if t.elapsed() > Duration::from_secs(60) {
+                    let tail: Vec<&str> = err.lines().rev().take(15).collect();
+                    eprintln!(
+                        "round {round}: not paused within 60 s; {} records out; log ends:\n{}",
+                        run.out.lock().unwrap().len(),
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    );
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let status = sigterm(&mut run);
+        let err = run.err.lock().unwrap().clone();
+        assert!(status.success(), "round {round}: exit {status:?}\n{err}");
+        got.extend(keys(&run.out.lock().unwrap()));
+        // What Fluent Bit dropped from its ring buffer at this stop, as the plugin saw it.
+        for line in err.lines().filter(|l| l.contains("did not take the last")) {
+            eprintln!("round {round}: {line}");
+        }
+    }
+    assert_eq!(stops_while_paused, 3, "the host did not pause the input");
+    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
+    assert!(
+        want.is_subset(&unique),
+        "missing {} of {} after stops while paused",
+        want.difference(&unique).count(),
+        want.len()
+    );
+    assert_eq!(got.len(), unique.len(), "duplicates");
 }

@@ -24,6 +24,7 @@ pub(crate) struct HostExports {
 
 type SetInputFunctions =
     unsafe extern "C" fn(SetCollectorEventFn, AppendRecordsFn, CollectorDeleteFn);
+type SetCmtFunctions = unsafe extern "C" fn(unsafe extern "C" fn(*mut c_void) -> i64);
 
 impl HostExports {
     /// The version `cmt_version()` returns on this thread (where Register is called).
@@ -57,6 +58,13 @@ pub(crate) fn host_exports() -> &'static HostExports {
         };
         // SAFETY: stores three function pointers of the declared signatures.
         unsafe { set_input_functions(set_collector_event, log_append_records, collector_delete) };
+        // SAFETY: the symbol has this signature in src/exports.c.
+        let set_cmt_functions = unsafe {
+            *lib.get::<SetCmtFunctions>(b"fbhost_set_cmt_functions\0")
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        // SAFETY: stores one function pointer of the declared signature.
+        unsafe { set_cmt_functions(records_total) };
         HostExports {
             _lib: lib,
             set_cmt_version,
@@ -246,6 +254,8 @@ pub struct InsState {
     pub(crate) log_level: c_int,
     pub(crate) name: String,
     pub(crate) events: Mutex<EventState>,
+    /// Records taken into chunks (Fluent Bit's `fluentbit_input_records_total`).
+    pub(crate) taken: std::sync::atomic::AtomicU64,
 }
 
 /// The host's `struct flb_api` of the generation's size, filled in Fluent Bit's field order.
@@ -299,8 +309,21 @@ unsafe extern "C" fn input_log_check(ins: *mut abi::flb_input_instance, level: c
     c_int::from(level <= st.log_level)
 }
 
-unsafe extern "C" fn input_get_cmt_instance(_ins: *mut abi::flb_input_instance) -> *mut c_void {
-    std::ptr::null_mut()
+/// The instance's cmetrics context: the instance itself, whose one series fbhost's
+/// `cmt_encode_prometheus_create` writes ([`records_total`]).
+unsafe extern "C" fn input_get_cmt_instance(ins: *mut abi::flb_input_instance) -> *mut c_void {
+    ins.cast()
+}
+
+/// Fluent Bit's `fluentbit_input_records_total` of an instance: the records fbhost took into
+/// its chunks (collects taken, and event appends moved out of the ring buffer).
+unsafe extern "C" fn records_total(cmt: *mut c_void) -> i64 {
+    if cmt.is_null() {
+        return -1;
+    }
+    // SAFETY: the contexts fbhost hands out are its InsState, alive while the plugin runs.
+    let st = unsafe { &*(cmt as *const InsState) };
+    st.taken.load(Ordering::Relaxed) as i64
 }
 
 unsafe extern "C" fn output_get_property(

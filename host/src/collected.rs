@@ -32,6 +32,9 @@ pub struct Collected {
     pub collect_errors: AtomicU64,
     /// Buffers the plugin appended from its event collector (the event-driven hand-off).
     pub event_appends: AtomicU64,
+    /// Records left in an instance's ring buffer when it exited paused, freed rather than
+    /// taken in (as Fluent Bit does).
+    pub ring_dropped: AtomicU64,
     pub cleanup_errors: AtomicU64,
     cv: Condvar,
     cv_lock: Mutex<()>,

@@ -61,3 +61,46 @@ int flb_input_ingress_enable(void *ins)
     (void) ins;
     return -1;
 }
+
+/* cmetrics' Prometheus encoder, as the plugin reads an input instance's context with it: the
+ * context fbhost hands out (input_get_cmt_instance) is the instance itself, and its one series
+ * is Fluent Bit's fluentbit_input_records_total, the records taken into chunks. fbhost counts
+ * them in Rust; the text is what cmetrics writes for that series. */
+#include <stdio.h>
+#include <stdlib.h>
+
+static long long (*impl_records_total)(void *);
+
+void fbhost_set_cmt_functions(long long (*records_total)(void *))
+{
+    impl_records_total = records_total;
+}
+
+char *cmt_encode_prometheus_create(void *cmt, int add_timestamp)
+{
+    long long n;
+    char *text;
+    (void) add_timestamp;
+    if (!impl_records_total || !cmt) {
+        return NULL;
+    }
+    n = impl_records_total(cmt);
+    if (n < 0) {
+        return NULL;
+    }
+    text = malloc(256);
+    if (!text) {
+        return NULL;
+    }
+    snprintf(text, 256,
+             "# HELP fluentbit_input_records_total Number of input records.\n"
+             "# TYPE fluentbit_input_records_total counter\n"
+             "fluentbit_input_records_total{name=\"fbhost\"} %.17g\n",
+             (double) n);
+    return text;
+}
+
+void cmt_encode_prometheus_destroy(char *text)
+{
+    free(text);
+}

@@ -104,6 +104,7 @@ impl Host {
             log_level: spec.log_level,
             name,
             events: Default::default(),
+            taken: Default::default(),
         });
         let thread = InstanceThread::spawn(self.shared.clone(), ins, index, tag)?;
         self.instances.push(thread);
@@ -132,6 +133,9 @@ impl Host {
         }
     }
 
+    /// Pauses instance `i` as Fluent Bit does at `mem_buf_limit`: its collect stops and its
+    /// ring buffer is no longer moved into chunks, until [`Host::resume`]; stopped meanwhile,
+    /// it exits with what waits there freed, not taken in.
     pub fn pause(&self, i: usize) {
         if let Some(t) = self.instances.get(i) {
             t.send(Cmd::Pause);
@@ -146,8 +150,8 @@ impl Host {
 
     fn stop_instances(&mut self, hot: c_int) {
         for t in &self.instances {
-            t.send(Cmd::Pause);
-            t.send(Cmd::Pause);
+            t.send(Cmd::StopIngestion);
+            t.send(Cmd::StopIngestion);
             t.send(Cmd::PreExit(hot));
             t.send(Cmd::Exit);
         }
@@ -172,7 +176,8 @@ impl Host {
         Ok(ids)
     }
 
-    /// Graceful stop as on SIGTERM: Pause twice, PreExit(0), Exit per instance on its thread,
+    /// Graceful stop as on SIGTERM: Pause twice (none for an instance [`Host::pause`]d, which
+    /// Fluent Bit finds paused already), PreExit(0), Exit per instance on its thread,
     /// Unregister on this thread, dlclose.
     pub fn stop(mut self) -> Arc<Collected> {
         self.stop_instances(0);

@@ -43,8 +43,12 @@ unsafe impl Sync for Shared {}
 /// What the host asks of an instance's thread.
 pub(crate) enum Cmd {
     StartCollect,
+    /// As at `mem_buf_limit`: the collect and the ring buffer's moves into chunks stop.
     Pause,
     Resume,
+    /// As at a stop (`flb_engine_stop_ingestion`): the plugin is paused unless it already
+    /// is; the engine still moves the ring buffer into chunks during the grace period.
+    StopIngestion,
     PreExit(c_int),
     Exit,
 }
@@ -179,10 +183,11 @@ impl Worker {
         let mut next_tick = Instant::now() + Duration::from_secs(1);
         // Appends of the event collector waiting to be taken in, as in Fluent Bit's ring buffer.
         let mut ring: VecDeque<(Instant, Appends)> = VecDeque::new();
+        // Paused as at mem_buf_limit: the engine leaves the ring buffer alone.
+        let mut blocked = false;
         loop {
-            let paused = self.events().paused;
             while let Some((at, _)) = ring.front() {
-                if paused || at.elapsed() < RING_DELAY {
+                if blocked || at.elapsed() < RING_DELAY {
                     break;
                 }
                 if let Some((_, appends)) = ring.pop_front() {
@@ -230,25 +235,33 @@ impl Worker {
                 }
                 Ok(Cmd::Pause) => {
                     collecting = false;
+                    blocked = true;
                     self.events().paused = true;
                     syms.call_pause();
                 }
                 Ok(Cmd::Resume) => {
                     collecting = true;
+                    blocked = false;
                     self.events().paused = false;
                     syms.call_resume();
                 }
-                Ok(Cmd::PreExit(hot)) => {
-                    // Stopping: the engine takes in what waits before the input exits.
-                    for (_, appends) in ring.drain(..) {
-                        self.take_in(appends);
+                Ok(Cmd::StopIngestion) => {
+                    // Fluent Bit's flb_input_pause returns early for an input its buffer
+                    // limits paused: the plugin hears nothing.
+                    if !blocked {
+                        collecting = false;
+                        self.events().paused = true;
+                        syms.call_pause();
                     }
+                }
+                Ok(Cmd::PreExit(hot)) => {
+                    // Stopping: during the grace period the engine takes in what waits,
+                    // unless the input is paused at its buffer limits.
+                    self.end_ring(&mut ring, blocked);
                     syms.call_pre_exit(hot)
                 }
                 Ok(Cmd::Exit) => {
-                    for (_, appends) in ring.drain(..) {
-                        self.take_in(appends);
-                    }
+                    self.end_ring(&mut ring, blocked);
                     syms.call_exit();
                     self.report_event_problems();
                     if self.events().collector.is_some() {
@@ -291,6 +304,22 @@ impl Worker {
         unsafe { cb(ins, std::ptr::null_mut(), std::ptr::null_mut()) };
         self.report_event_problems();
         std::mem::take(&mut self.events().appends)
+    }
+
+    /// The ring buffer as the input exits: taken in, or, if the instance is paused at its
+    /// buffer limits, freed as Fluent Bit's `flb_input_chunk_ring_buffer_cleanup` does.
+    fn end_ring(&self, ring: &mut VecDeque<(Instant, Appends)>, blocked: bool) {
+        for (_, appends) in ring.drain(..) {
+            if blocked {
+                let records: usize = appends.iter().map(|(given, _)| *given).sum();
+                self.shared
+                    .collected
+                    .ring_dropped
+                    .fetch_add(records as u64, Ordering::Relaxed);
+            } else {
+                self.take_in(appends);
+            }
+        }
     }
 
     /// Takes in appended buffers: each checked like a collected one, and its record count
@@ -378,6 +407,7 @@ impl Worker {
         match checked {
             Ok(n) => {
                 c.took_buffer(bytes.len(), n);
+                self.ins.taken.fetch_add(n as u64, Ordering::Relaxed);
                 c.notify();
                 Some(n)
             }
@@ -402,6 +432,7 @@ impl Worker {
         };
         let n = recs.len();
         c.took_buffer(bytes.len(), n);
+        self.ins.taken.fetch_add(n as u64, Ordering::Relaxed);
         let records: Vec<Record> = recs
             .into_iter()
             .map(|(secs, nanos, body)| Record {

@@ -194,3 +194,115 @@ impl CmtPublisher {
         self.set("mimecast_bytes_total", s.bytes as f64, &[]);
     }
 }
+
+/// The host's count of this instance's records in its chunks: Fluent Bit's own
+/// `fluentbit_input_records_total`, which its engine adds to as it moves an append into a
+/// chunk, read from the instance's cmetrics context through cmetrics' Prometheus encoder.
+/// None where the host has no such context, encoder or metric.
+///
+/// Only at Exit: the engine thread is then waiting for this instance's thread to end, so
+/// nothing adds to the context while it is read.
+pub fn records_taken(host: &HostApi) -> Option<u64> {
+    type Encode = unsafe extern "C" fn(*mut c_void, c_int) -> *mut c_char;
+    type Destroy = unsafe extern "C" fn(*mut c_char);
+    let cmt = host.cmt_instance()?;
+    let (enc, des) = (
+        sym(c"cmt_encode_prometheus_create"),
+        sym(c"cmt_encode_prometheus_destroy"),
+    );
+    if enc.is_null() || des.is_null() {
+        return None;
+    }
+    // SAFETY: the host's exported cmetrics functions, with the signatures of
+    // cmetrics/cmt_encode_prometheus.h (`cfl_sds_t` is a `char *` to a NUL-terminated string).
+    let (encode, destroy) = unsafe {
+        (
+            std::mem::transmute::<*mut c_void, Encode>(enc),
+            std::mem::transmute::<*mut c_void, Destroy>(des),
+        )
+    };
+    // SAFETY: the instance's own context, alive until after our Exit returns; no timestamps.
+    let text = unsafe { encode(cmt, 0) };
+    if text.is_null() {
+        return None;
+    }
+    // SAFETY: the encoder returned a NUL-terminated string, ours until we destroy it below.
+    let parsed = parse_records_total(&unsafe { std::ffi::CStr::from_ptr(text) }.to_string_lossy());
+    // SAFETY: the string the encoder made, destroyed once with its own function.
+    unsafe { destroy(text) };
+    parsed
+}
+
+/// The value of the one `fluentbit_input_records_total` series in a Prometheus text
+/// exposition; None if there is none, more than one, or it is not a whole number.
+pub fn parse_records_total(text: &str) -> Option<u64> {
+    const NAME: &str = "fluentbit_input_records_total";
+    let mut found = None;
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(NAME) else {
+            continue;
+        };
+        let rest = match rest.strip_prefix('{') {
+            // Labels end at the last `}`: label values may hold spaces, not an unescaped `}`
+            // followed by the value.
+            Some(labels) => &labels[labels.rfind('}')? + 1..],
+            None if rest.starts_with(' ') => rest,
+            None => continue,
+        };
+        let value: f64 = rest.split_whitespace().next()?.parse().ok()?;
+        if found.is_some()
+            || !(0.0..=9.007_199_254_740_992e15).contains(&value)
+            || value.fract() != 0.0
+        {
+            return None;
+        }
+        found = Some(value as u64);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_records_total;
+
+    #[test]
+    fn reads_the_one_records_total_series() {
+        // As cmetrics' Prometheus encoder writes an input instance's context (synthetic).
+        let text = "# HELP fluentbit_input_bytes_total Number of input bytes.\n\
+            # TYPE fluentbit_input_bytes_total counter\n\
+            fluentbit_input_bytes_total{name=\"mimecast.0\"} 9123456\n\
+            # HELP fluentbit_input_records_total Number of input records.\n\
+            # TYPE fluentbit_input_records_total counter\n\
+            fluentbit_input_records_total{name=\"mimecast.0\"} 17301\n\
+            fluentbit_input_mimecast_records_total{name=\"mimecast.0\",source=\"siem_cg/receipt\"} 20000\n";
+        assert_eq!(parse_records_total(text), Some(17301));
+        assert_eq!(
+            parse_records_total("fluentbit_input_records_total{name=\"a} b\"} 5\n"),
+            Some(5)
+        );
+        assert_eq!(
+            parse_records_total("fluentbit_input_records_total 0\n"),
+            Some(0)
+        );
+        assert_eq!(
+            parse_records_total("fluentbit_input_records_total{name=\"x\"} 1.2345678e+07\n"),
+            Some(12_345_678)
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read_for_sure() {
+        for text in [
+            "",
+            "fluentbit_input_bytes_total{name=\"mimecast.0\"} 5\n",
+            "fluentbit_input_records_total{name=\"a\"} 5\nfluentbit_input_records_total{name=\"b\"} 6\n",
+            "fluentbit_input_records_total{name=\"a\"} 5.5\n",
+            "fluentbit_input_records_total{name=\"a\"} -1\n",
+            "fluentbit_input_records_total{name=\"a\"} NaN\n",
+            "fluentbit_input_records_total{name=\"a\"}\n",
+            "fluentbit_input_records_total{name=\"a\" 5\n",
+        ] {
+            assert_eq!(parse_records_total(text), None, "{text:?}");
+        }
+    }
+}

@@ -22,6 +22,8 @@ const FLB_ERROR_RC: c_int = -1;
 struct Entry {
     id: usize,
     thread: ThreadId,
+    /// The host's functions for this instance (Exit asks it how many records it took in).
+    host: HostApi,
     inst: Arc<Instance>,
     sink: Arc<HostSink>,
     metrics: Arc<Mutex<MetricsOut>>,
@@ -233,6 +235,7 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
             r.entries.push(Entry {
                 id,
                 thread: std::thread::current().id(),
+                host,
                 inst: inst.clone(),
                 sink,
                 metrics: Arc::new(Mutex::new(metrics_out)),
@@ -533,7 +536,10 @@ pub extern "C" fn FLBPluginExit() -> c_int {
             pos.map(|p| r.entries.remove(p))
         };
         if let Some(e) = entry {
-            e.inst.shutdown();
+            // Fluent Bit calls Exit after its engine stopped moving appends into chunks, and
+            // frees what is left in the ring buffer afterwards: its count says which records
+            // it has.
+            e.inst.shutdown(super::cmetrics::records_taken(&e.host));
             if let Some(c) = e.events.and_then(|c| Arc::try_unwrap(c).ok()) {
                 c.remove();
             }
@@ -553,7 +559,8 @@ pub unsafe extern "C" fn FLBPluginUnregister(_def: *mut c_void) {
     boundary("FLBPluginUnregister", (), || {
         let entries: Vec<Entry> = registry().entries.drain(..).collect();
         for e in entries {
-            e.inst.shutdown();
+            // No Exit came: nothing says what the host took in.
+            e.inst.shutdown(None);
             if let Some(c) = e.events.and_then(|c| Arc::try_unwrap(c).ok()) {
                 c.abandon();
             }
