@@ -92,7 +92,8 @@ struct Held {
     /// Oldest first: when they were taken (or the input last paused or resumed), how many
     /// records the host had been given up to and including them, and what.
     queue: VecDeque<(Instant, u64, Vec<Commit>)>,
-    /// While the host has paused the input its engine does not drain the ring buffer.
+    /// The host paused the input. Paused at its buffer limits, its engine does not drain the
+    /// ring buffer; paused for a stop, it does, during the grace period. Positions wait either way.
     paused: bool,
     /// Records the host accepted from this instance so far (appends it did not refuse).
     given: u64,
@@ -101,15 +102,27 @@ struct Held {
 }
 
 /// What [`Handoff::at_stop`] found.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AtStop {
     /// The positions to write now, oldest first.
     pub commits: Vec<Commit>,
     /// Records handed over whose positions are not written (the host did not take them in,
-    /// or did not say): they are read again at the next start.
+    /// or its count cannot be used): they are read again at the next start.
     pub left: u64,
-    /// Whether the host said how many records it took in.
-    pub counted: bool,
+    /// What the host's count was.
+    pub count: HostCount,
+}
+
+/// The host's count of records in its chunks, as [`Handoff::at_stop`] used it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostCount {
+    /// At most what was handed over: the first that many records are in chunks.
+    Used,
+    /// The host did not say.
+    Missing,
+    /// Above what was handed over (the count, what was handed over): processors or conditional
+    /// routes on the input count records again, so it says nothing about which are in chunks.
+    Above(u64, u64),
 }
 
 /// The hand-off between the sources and collect: one buffer of at most `buffer_max_size`
@@ -236,21 +249,28 @@ impl Handoff {
     /// order, so the first `taken` records handed over are the ones it has. At exit it frees
     /// what is still in the ring buffer (an input paused at `mem_buf_limit` keeps it there)
     /// instead of taking it in, and the positions of those records must not be written.
-    /// Without a count (`None`), only the positions that are due are written, as after a
-    /// kill: the records of the last second or so come again, none is lost.
+    /// Without a usable count (`None`, or one above what was handed over), only the positions
+    /// that are due are written, as after a kill: the records of the last second or so come
+    /// again, none is lost.
     pub fn at_stop(&self, taken: Option<u64>) -> AtStop {
-        let Some(taken) = taken else {
+        let given = lock(&self.held).given;
+        let count = match taken {
+            None => HostCount::Missing,
+            Some(t) if t > given => HostCount::Above(t, given),
+            Some(_) => HostCount::Used,
+        };
+        let Some(taken) = taken.filter(|_| count == HostCount::Used) else {
             let commits = self.due();
             let h = lock(&self.held);
             let left = if h.queue.is_empty() {
                 0
             } else {
-                h.given - h.written_upto
+                h.given.saturating_sub(h.written_upto)
             };
             return AtStop {
                 commits,
                 left,
-                counted: false,
+                count,
             };
         };
         let mut h = lock(&self.held);
@@ -264,7 +284,7 @@ impl Handoff {
         AtStop {
             commits,
             left: h.given.saturating_sub(taken),
-            counted: true,
+            count,
         }
     }
 
@@ -542,7 +562,6 @@ mod tests {
         };
         for (taken, want, left) in [
             (35, &["1", "2", "3", "4"][..], 0),
-            (40, &["1", "2", "3", "4"], 0),
             (34, &["1", "2", "3"], 1),
             (25, &["1", "2", "3"], 10),
             (24, &["1"], 11),
@@ -552,14 +571,20 @@ mod tests {
         ] {
             let stop = held().at_stop(Some(taken));
             assert_eq!(cursors(&stop.commits), want, "taken {taken}");
-            assert_eq!((stop.left, stop.counted), (left, true), "taken {taken}");
+            assert_eq!(
+                (stop.left, stop.count),
+                (left, HostCount::Used),
+                "taken {taken}"
+            );
         }
-        // The host does not say: only what is due (nothing, paused), and the records after
-        // the last written position are left.
-        let h = held();
-        let stop = h.at_stop(None);
+        // The host does not say, or counts more than it was given: only what is due (nothing,
+        // paused), and the records after the last written position are left.
+        let stop = held().at_stop(None);
         assert!(stop.commits.is_empty());
-        assert_eq!((stop.left, stop.counted), (35, false));
+        assert_eq!((stop.left, stop.count), (35, HostCount::Missing));
+        let stop = held().at_stop(Some(36));
+        assert!(stop.commits.is_empty());
+        assert_eq!((stop.left, stop.count), (35, HostCount::Above(36, 35)));
         let h = Handoff::new(1 << 20);
         h.hold(10, commit(1).into_iter().collect());
         std::thread::sleep(HOLD + Duration::from_millis(20));

@@ -233,16 +233,21 @@ impl Instance {
             stop.commits.len(),
             stop.left
         ));
-        if stop.left > 0 && stop.counted {
-            self.log.info(format_args!(
-                "stopping: Fluent Bit did not take the last {} records handed over into its chunks (the input was paused at mem_buf_limit or a storage limit, or stopped before the engine moved them); they are read again at the next start",
+        use crate::handoff::HostCount;
+        match stop.count {
+            HostCount::Used if stop.left > 0 => self.log.info(format_args!(
+                "stopping: Fluent Bit did not take the last {} records handed over into its chunks (its input was paused at mem_buf_limit or a storage limit, or a processor on it dropped records); they are read again at the next start",
                 stop.left
-            ));
-        } else if stop.left > 0 {
-            self.log.info(format_args!(
+            )),
+            HostCount::Missing if stop.left > 0 => self.log.info(format_args!(
                 "stopping: Fluent Bit does not say which records it took into its chunks, so the positions of the last {} records handed over are not saved; they are read again at the next start",
                 stop.left
-            ));
+            )),
+            HostCount::Above(count, given) => self.log.warn(format_args!(
+                "stopping: Fluent Bit counts {count} records of this input in its chunks, more than the {given} handed over (processors or conditional routes on the input count records again), so it cannot say which are there: the positions of the last {} records handed over are not saved, and they are read again at the next start",
+                stop.left
+            )),
+            _ => {}
         }
         if !stop.commits.is_empty() {
             self.ctx

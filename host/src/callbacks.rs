@@ -93,8 +93,9 @@ pub(crate) struct EventState {
     pub(crate) appends: Vec<(usize, Vec<u8>)>,
     /// Misuse seen, reported as violations by the instance's thread.
     pub(crate) problems: Vec<String>,
-    /// The host has paused the instance: Fluent Bit's engine does not drain the instance's
-    /// ring buffer then, so appends pile up there, outside `mem_buf_limit`.
+    /// The host has paused the instance (at its buffer limits, or for a stop): the plugin must
+    /// not append. Paused at its buffer limits, Fluent Bit's engine does not drain the ring
+    /// buffer either, so appends would pile up there, outside `mem_buf_limit`.
     pub(crate) paused: bool,
     /// The instance's thread, the only one the functions may be called from.
     pub(crate) thread: Option<std::thread::ThreadId>,

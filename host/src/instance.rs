@@ -181,8 +181,9 @@ impl Worker {
         let mut collecting = false;
         let mut started = false;
         let mut next_tick = Instant::now() + Duration::from_secs(1);
-        // Appends of the event collector waiting to be taken in, as in Fluent Bit's ring buffer.
-        let mut ring: VecDeque<(Instant, Appends)> = VecDeque::new();
+        // Appends waiting to be taken in, as in Fluent Bit's ring buffer: a threaded input's
+        // appends go there, the proxy's collect as well as the event collector's.
+        let mut ring: VecDeque<(Instant, Queued)> = VecDeque::new();
         // Paused as at mem_buf_limit: the engine leaves the ring buffer alone.
         let mut blocked = false;
         loop {
@@ -190,8 +191,8 @@ impl Worker {
                 if blocked || at.elapsed() < RING_DELAY {
                     break;
                 }
-                if let Some((_, appends)) = ring.pop_front() {
-                    self.take_in(appends);
+                if let Some((_, queued)) = ring.pop_front() {
+                    self.take_queued(queued);
                 }
             }
             if self.shared.stop_all.load(Ordering::SeqCst) {
@@ -209,7 +210,7 @@ impl Worker {
                     if readable(fd, wait.min(EVENT_SLICE)) {
                         let appends = self.event_collect();
                         if !appends.is_empty() {
-                            ring.push_back((Instant::now(), appends));
+                            ring.push_back((Instant::now(), Queued::Event(appends)));
                         }
                     }
                     match rx.try_recv() {
@@ -275,7 +276,9 @@ impl Worker {
                     return;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) if collecting => {
-                    self.collect_once(remote);
+                    if let Some(copy) = self.collect_once(remote) {
+                        ring.push_back((Instant::now(), Queued::Collect(copy)));
+                    }
                     let now = Instant::now();
                     next_tick += Duration::from_secs(1);
                     if next_tick <= now {
@@ -308,16 +311,33 @@ impl Worker {
 
     /// The ring buffer as the input exits: taken in, or, if the instance is paused at its
     /// buffer limits, freed as Fluent Bit's `flb_input_chunk_ring_buffer_cleanup` does.
-    fn end_ring(&self, ring: &mut VecDeque<(Instant, Appends)>, blocked: bool) {
-        for (_, appends) in ring.drain(..) {
+    fn end_ring(&self, ring: &mut VecDeque<(Instant, Queued)>, blocked: bool) {
+        for (_, queued) in ring.drain(..) {
             if blocked {
-                let records: usize = appends.iter().map(|(given, _)| *given).sum();
+                let records: usize = match &queued {
+                    Queued::Event(appends) => appends.iter().map(|(given, _)| *given).sum(),
+                    Queued::Collect(bytes) => validate_strict(bytes).unwrap_or(0),
+                };
                 self.shared
                     .collected
                     .ring_dropped
                     .fetch_add(records as u64, Ordering::Relaxed);
             } else {
-                self.take_in(appends);
+                self.take_queued(queued);
+            }
+        }
+    }
+
+    /// Takes in one entry of the ring buffer.
+    fn take_queued(&self, queued: Queued) {
+        match queued {
+            Queued::Event(appends) => self.take_in(appends),
+            Queued::Collect(bytes) => {
+                if self.shared.keep == Keep::Count && self.shared.printer.is_none() {
+                    self.count_buffer(&bytes);
+                } else {
+                    self.decode_buffer(&bytes);
+                }
             }
         }
     }
@@ -352,41 +372,35 @@ impl Worker {
         }
     }
 
-    /// One collect: the buffer is checked, taken in (appended), then cleaned up right after.
-    fn collect_once(&self, remote: usize) {
+    /// One collect: the buffer is copied for the ring buffer (as Fluent Bit's append does for a
+    /// threaded input) and cleaned up right after; the copy is returned, to be taken in later.
+    fn collect_once(&self, remote: usize) -> Option<Vec<u8>> {
         let shared = &*self.shared;
-        let Some((rc, data, len)) = shared.syms.call_collect(remote) else {
-            return;
-        };
+        let (rc, data, len) = shared.syms.call_collect(remote)?;
         if len == 0 {
             if !data.is_null() {
                 shared.collected.violation(
                     "collect returned a non-NULL buffer with length 0: the host leaks it".into(),
                 );
             }
-            return;
+            return None;
         }
         if rc == -1 {
             shared
                 .collected
                 .collect_errors
                 .fetch_add(1, Ordering::Relaxed);
-            return;
+            return None;
         }
         if data.is_null() {
             shared
                 .collected
                 .violation(format!("collect returned NULL with length {len}"));
-            return;
+            return None;
         }
         // SAFETY: the plugin handed us `len` readable bytes at `data` until cleanup.
-        let bytes = unsafe { std::slice::from_raw_parts(data as *const u8, len) };
-        if shared.keep == Keep::Count && shared.printer.is_none() {
-            self.count_buffer(bytes);
-        } else {
-            self.decode_buffer(bytes);
-        }
-        // SAFETY: data is the buffer this collect handed over; bytes is not used past here.
+        let copy = unsafe { std::slice::from_raw_parts(data as *const u8, len) }.to_vec();
+        // SAFETY: data is the buffer this collect handed over; it is not read past here.
         let crc = unsafe { shared.syms.call_cleanup(remote, data) };
         if crc == -1 {
             shared
@@ -394,6 +408,7 @@ impl Worker {
                 .cleanup_errors
                 .fetch_add(1, Ordering::Relaxed);
         }
+        Some(copy)
     }
 
     /// Count mode: validates the buffer without building values, timing the host's CPU.
@@ -467,13 +482,20 @@ impl Worker {
 
 /// Longest the thread waits on the event collector's descriptor before it looks at commands.
 const EVENT_SLICE: Duration = Duration::from_millis(20);
-/// How long the event collector's appends wait before they are taken in: Fluent Bit's engine
-/// moves a threaded input's ring buffer into chunks every 250 ms or so, and a kill meanwhile
-/// loses them (what the plugin's position hold, `handoff::HOLD`, is for).
+/// How long appends (a collect's buffer or the event collector's) wait before they are taken
+/// in: Fluent Bit's engine moves a threaded input's ring buffer into chunks every 250 ms or so,
+/// and a kill meanwhile loses them (what the plugin's position hold, `handoff::HOLD`, is for).
 const RING_DELAY: Duration = Duration::from_millis(250);
 
 /// Buffers the event collector appended, each with the record count the plugin gave.
 type Appends = Vec<(usize, Vec<u8>)>;
+
+/// An entry of the ring buffer: what one event-collector call appended (records claimed,
+/// bytes), or a copy of one collect's buffer.
+enum Queued {
+    Event(Appends),
+    Collect(Vec<u8>),
+}
 
 /// Waits up to `timeout` for `fd` to be readable.
 fn readable(fd: c_int, timeout: Duration) -> bool {

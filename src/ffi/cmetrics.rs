@@ -200,9 +200,11 @@ impl CmtPublisher {
 /// chunk, read from the instance's cmetrics context through cmetrics' Prometheus encoder.
 /// None where the host has no such context, encoder or metric.
 ///
-/// Only at Exit: the engine thread is then waiting for this instance's thread to end, so
-/// nothing adds to the context while it is read.
-pub fn records_taken(host: &HostApi) -> Option<u64> {
+/// # Safety
+/// Only during the instance's Exit, on its own thread: Fluent Bit's engine thread then waits
+/// in `pthread_join` for that thread (`flb_input_thread_instance_exit`), so nothing else adds
+/// to or changes the context while the encoder walks it.
+pub unsafe fn records_taken(host: &HostApi) -> Option<u64> {
     type Encode = unsafe extern "C" fn(*mut c_void, c_int) -> *mut c_char;
     type Destroy = unsafe extern "C" fn(*mut c_char);
     let cmt = host.cmt_instance()?;
@@ -221,7 +223,8 @@ pub fn records_taken(host: &HostApi) -> Option<u64> {
             std::mem::transmute::<*mut c_void, Destroy>(des),
         )
     };
-    // SAFETY: the instance's own context, alive until after our Exit returns; no timestamps.
+    // SAFETY: the instance's own context, alive until after our Exit returns, and nobody
+    // writes to it meanwhile (the caller's contract, above); no timestamps.
     let text = unsafe { encode(cmt, 0) };
     if text.is_null() {
         return None;

@@ -313,7 +313,9 @@ unsafe extern "C" fn on_records_ready(
         let outcome = f
             .inst
             .deliver_now(|buf, records| collector.append(buf, records));
-        super::trim::handed_over();
+        if matches!(outcome, crate::instance::Delivered::Records(_)) {
+            super::trim::handed_over();
+        }
         if outcome == crate::instance::Delivered::Refused {
             f.inst.log.problem(
                 "handoff refused",
@@ -539,7 +541,10 @@ pub extern "C" fn FLBPluginExit() -> c_int {
             // Fluent Bit calls Exit after its engine stopped moving appends into chunks, and
             // frees what is left in the ring buffer afterwards: its count says which records
             // it has.
-            e.inst.shutdown(super::cmetrics::records_taken(&e.host));
+            // SAFETY: this is the instance's Exit, on its own thread, with the engine thread
+            // waiting for it to end.
+            let taken = unsafe { super::cmetrics::records_taken(&e.host) };
+            e.inst.shutdown(taken);
             if let Some(c) = e.events.and_then(|c| Arc::try_unwrap(c).ok()) {
                 c.remove();
             }
