@@ -101,6 +101,34 @@ struct Held {
     written_upto: u64,
 }
 
+impl Held {
+    /// Takes the positions from the front of the queue while `take(when, upto)` says so.
+    fn pop_while(&mut self, take: impl Fn(Instant, u64) -> bool) -> Vec<Commit> {
+        let mut out = Vec::new();
+        while self
+            .queue
+            .front()
+            .is_some_and(|(at, upto, _)| take(*at, *upto))
+        {
+            if let Some((_, upto, c)) = self.queue.pop_front() {
+                self.written_upto = upto;
+                out.extend(c);
+            }
+        }
+        out
+    }
+
+    /// The positions held for [`HOLD`] since their records were taken (or the input last
+    /// paused or resumed); none while the input is paused.
+    fn due(&mut self) -> Vec<Commit> {
+        if self.paused {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        self.pop_while(|at, _| now.duration_since(at) >= HOLD)
+    }
+}
+
 /// What [`Handoff::at_stop`] found.
 #[derive(Debug)]
 pub struct AtStop {
@@ -225,22 +253,7 @@ impl Handoff {
 
     /// The held positions whose time has come, oldest first. None while the input is paused.
     pub fn due(&self) -> Vec<Commit> {
-        let mut h = lock(&self.held);
-        if h.paused {
-            return Vec::new();
-        }
-        let now = Instant::now();
-        let mut out = Vec::new();
-        while let Some((at, _, _)) = h.queue.front() {
-            if now.duration_since(*at) < HOLD {
-                break;
-            }
-            if let Some((_, upto, c)) = h.queue.pop_front() {
-                h.written_upto = upto;
-                out.extend(c);
-            }
-        }
-        out
+        lock(&self.held).due()
     }
 
     /// The instance stops: the held positions of the records the host has moved into its
@@ -253,37 +266,30 @@ impl Handoff {
     /// that are due are written, as after a kill: the records of the last second or so come
     /// again, none is lost.
     pub fn at_stop(&self, taken: Option<u64>) -> AtStop {
-        let given = lock(&self.held).given;
+        let mut h = lock(&self.held);
         let count = match taken {
             None => HostCount::Missing,
-            Some(t) if t > given => HostCount::Above(t, given),
+            Some(t) if t > h.given => HostCount::Above(t, h.given),
             Some(_) => HostCount::Used,
         };
-        let Some(taken) = taken.filter(|_| count == HostCount::Used) else {
-            let commits = self.due();
-            let h = lock(&self.held);
-            let left = if h.queue.is_empty() {
-                0
-            } else {
-                h.given.saturating_sub(h.written_upto)
-            };
-            return AtStop {
-                commits,
-                left,
-                count,
-            };
-        };
-        let mut h = lock(&self.held);
-        let mut commits = Vec::new();
-        while h.queue.front().is_some_and(|(_, upto, _)| *upto <= taken) {
-            if let Some((_, upto, c)) = h.queue.pop_front() {
-                h.written_upto = upto;
-                commits.extend(c);
+        let (commits, left) = match taken.filter(|_| count == HostCount::Used) {
+            Some(taken) => (
+                h.pop_while(|_, upto| upto <= taken),
+                h.given.saturating_sub(taken),
+            ),
+            None => {
+                let commits = h.due();
+                let left = if h.queue.is_empty() {
+                    0
+                } else {
+                    h.given.saturating_sub(h.written_upto)
+                };
+                (commits, left)
             }
-        }
+        };
         AtStop {
             commits,
-            left: h.given.saturating_sub(taken),
+            left,
             count,
         }
     }

@@ -249,11 +249,7 @@ impl Instance {
             )),
             _ => {}
         }
-        if !stop.commits.is_empty() {
-            self.ctx
-                .state
-                .apply(stop.commits.into_iter().map(|c| (c.key, c.cursor)));
-        }
+        write(&self.ctx, stop.commits);
         self.state.sync_now();
         self.log.debug("stopped");
     }
@@ -261,9 +257,14 @@ impl Instance {
 
 /// Writes the held positions whose time has come.
 fn write_due(ctx: &SourceCtx) {
-    let due = ctx.handoff.due();
-    if !due.is_empty() {
-        ctx.state.apply(due.into_iter().map(|c| (c.key, c.cursor)));
+    write(ctx, ctx.handoff.due());
+}
+
+/// Writes positions to the state, oldest first.
+fn write(ctx: &SourceCtx, commits: Vec<Commit>) {
+    if !commits.is_empty() {
+        ctx.state
+            .apply(commits.into_iter().map(|c| (c.key, c.cursor)));
     }
 }
 

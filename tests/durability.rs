@@ -51,24 +51,7 @@ fn restart_resumes_where_it_stopped() {
         want.len()
     );
 
-    let plugin2 = Plugin::copy();
-    let mut second = host(&plugin2, Generation::V5_1_1);
-    second.add_instance(spec(&sim, &extra)).unwrap();
-    second.start();
-    let settled = wait_settled(
-        &second,
-        Duration::from_secs(120),
-        || truth(&sim, &types, from),
-        |r, want| {
-            let all: BTreeSet<EventKey> = ids(&part1).into_iter().chain(ids(r)).collect();
-            &all == want
-        },
-    );
-    let part2 = second.stop().snapshot();
-    let settled = settled.expect("second run did not complete");
-    let mut both = part1.clone();
-    both.extend(part2);
-    assert_exactly_once_since(&both, &settled, &truth(&sim, &types, from));
+    finish_on_the_same_state(&sim, &extra, &types, from, part1);
 }
 
 /// Stopped while the host has it paused at its buffer limits, an instance exits with its last
@@ -128,24 +111,36 @@ fn stop_while_paused(tag: &str, props: &[(&str, &str)]) {
         "the plugin names the {dropped} records it reads again"
     );
 
+    finish_on_the_same_state(&sim, &extra, &types, from, part1);
+}
+
+/// A second run on the first one's properties (and so its state) until every event of `types`
+/// since `from` is out; then every event once over both runs.
+fn finish_on_the_same_state(
+    sim: &Sim,
+    extra: &[(&str, &str)],
+    types: &[&str],
+    from: i64,
+    part1: Vec<Record>,
+) {
     let plugin2 = Plugin::copy();
     let mut second = host(&plugin2, Generation::V5_1_1);
-    second.add_instance(spec(&sim, &extra)).unwrap();
+    second.add_instance(spec(sim, extra)).unwrap();
     second.start();
     let settled = wait_settled(
         &second,
         Duration::from_secs(120),
-        || truth(&sim, &types, from),
+        || truth(sim, types, from),
         |r, want| {
             let all: BTreeSet<EventKey> = ids(&part1).into_iter().chain(ids(r)).collect();
             &all == want
         },
     );
     let part2 = second.stop().snapshot();
-    let mut both = part1.clone();
+    let mut both = part1;
     both.extend(part2);
     let Some(settled) = settled else {
-        let want = truth(&sim, &types, from);
+        let want = truth(sim, types, from);
         let got: BTreeSet<EventKey> = ids(&both).into_iter().collect();
         panic!(
             "second run did not complete: {} of {} events missing, {} records in all",
@@ -154,7 +149,7 @@ fn stop_while_paused(tag: &str, props: &[(&str, &str)]) {
             ids(&both).len()
         );
     };
-    assert_exactly_once_since(&both, &settled, &truth(&sim, &types, from));
+    assert_exactly_once_since(&both, &settled, &truth(sim, types, from));
 }
 
 #[test]

@@ -124,6 +124,18 @@ fn keys(out: &[serde_json::Value]) -> Vec<EventKey> {
     out.iter().filter_map(mimecast_sim::identity).collect()
 }
 
+/// Every event of `want` is in `got`, and nothing in `got` twice; `context` goes with a miss.
+fn assert_once(got: &[EventKey], want: &BTreeSet<EventKey>, context: &str) {
+    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
+    assert!(
+        want.is_subset(&unique),
+        "missing {} of {}{context}",
+        want.difference(&unique).count(),
+        want.len()
+    );
+    assert_eq!(got.len(), unique.len(), "duplicates");
+}
+
 #[test]
 #[cfg_attr(
     not(fluent_bit_bin),
@@ -154,14 +166,7 @@ fn real_fluent_bit_collects_every_event_once_and_stops_cleanly() {
     let status = sigterm(&mut run);
     let out = run.out.lock().unwrap().clone();
     let err = run.err.lock().unwrap().clone();
-    let got = keys(&out);
-    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
-    assert!(
-        want.is_subset(&unique),
-        "missing {}\n{err}",
-        want.difference(&unique).count()
-    );
-    assert_eq!(got.len(), unique.len(), "duplicates");
+    assert_once(&keys(&out), &want, &format!("\n{err}"));
     for r in &out {
         let ts = r["timestamp"].as_f64().unwrap();
         assert!(
@@ -482,15 +487,7 @@ fn drain_backlog(
     std::thread::sleep(Duration::from_secs(2));
     let status = sigterm(&mut run);
     let err = run.err.lock().unwrap().clone();
-    let got = keys(&run.out.lock().unwrap());
-    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
-    assert!(
-        want.is_subset(&unique),
-        "missing {} of {}",
-        want.difference(&unique).count(),
-        want.len()
-    );
-    assert_eq!(got.len(), unique.len(), "duplicates");
+    assert_once(&keys(&run.out.lock().unwrap()), &want, "");
     (err, status)
 }
 
@@ -787,12 +784,5 @@ fn real_fluent_bit_stopped_while_paused_loses_nothing() {
             "no stop left records in the ring buffer: the test did not exercise the case"
         );
     }
-    let unique: BTreeSet<EventKey> = got.iter().copied().collect();
-    assert!(
-        want.is_subset(&unique),
-        "missing {} of {} after stops while paused",
-        want.difference(&unique).count(),
-        want.len()
-    );
-    assert_eq!(got.len(), unique.len(), "duplicates");
+    assert_once(&got, &want, " after stops while paused");
 }
